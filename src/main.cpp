@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "tune/cli/app.h"
+
+int main(int argc, char** argv) { return tune::cli::main(argc, argv); }

@@ -16,9 +16,11 @@
 
 namespace tune::io {
 
+// Declared in the reference library's order (its Rust `Dtype` enum): the reference writer sorts
+// tensors by this order, descending, so `<` on DType is its layout rank.
 enum class DType {
-  BOOL, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ, F6_E2M3, F6_E3M2, F4,
-  I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64, C64,
+  BOOL, F4, F6_E2M3, F6_E3M2, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ,
+  I16, U16, F16, BF16, I32, U32, F32, C64, F64, I64, U64,
 };
 
 std::string_view dtype_name(DType dtype);            // "F32"
