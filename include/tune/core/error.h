@@ -22,12 +22,12 @@ class UsageError : public Error {
 // Throws tune::Error with the concatenated message.
 template <class... Args>
 [[noreturn]] void fail(const Args&... args) {
-  throw Error(str(args...));
+  throw Error(::tune::str(args...));  // qualified: ADL would also find c10::str for torch arguments
 }
 
 template <class... Args>
 [[noreturn]] void usage_fail(const Args&... args) {
-  throw UsageError(str(args...));
+  throw UsageError(::tune::str(args...));
 }
 
 }  // namespace tune

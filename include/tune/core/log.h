@@ -16,12 +16,12 @@ Level level();
 void write(Level level, std::string_view message);
 
 template <class... Args>
-void debug(const Args&... args) { if (level() <= Level::debug) write(Level::debug, str(args...)); }
+void debug(const Args&... args) { if (level() <= Level::debug) write(Level::debug, ::tune::str(args...)); }
 template <class... Args>
-void info(const Args&... args) { if (level() <= Level::info) write(Level::info, str(args...)); }
+void info(const Args&... args) { if (level() <= Level::info) write(Level::info, ::tune::str(args...)); }
 template <class... Args>
-void warn(const Args&... args) { if (level() <= Level::warn) write(Level::warn, str(args...)); }
+void warn(const Args&... args) { if (level() <= Level::warn) write(Level::warn, ::tune::str(args...)); }
 template <class... Args>
-void error(const Args&... args) { write(Level::error, str(args...)); }
+void error(const Args&... args) { write(Level::error, ::tune::str(args...)); }
 
 }  // namespace tune::log
