@@ -1,0 +1,35 @@
+#pragma once
+// Synthetic tasks that ship with tune: small, exactly checkable problems for the learning proofs,
+// CI smoke runs and the README. Deterministic for a seed. Torch-free.
+//
+//   addition     "57+38=" -> "95"           (SFT proof: a tiny model learns it from scratch)
+//   reverse      "reverse 4096" -> "6904"   (LoRA proof: a second task on top of addition)
+//   addition_pref  prompt "57+38=", chosen "95", rejected a near miss ("85", "96", ...): RM / DPO
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tune/core/json.h"
+
+namespace tune::text {
+
+struct SynthOptions {
+  std::string task = "addition";
+  int64_t count = 1000;
+  uint64_t seed = 1;
+  int digits = 2;                 // operand size of addition / length of reverse inputs
+  std::vector<std::string> exclude_prompts;  // e.g. the training prompts, when making a test set
+};
+
+std::vector<std::string> synthetic_task_names();
+
+// One JSON record per sample, in the formats the dataset readers take:
+//   SFT tasks:   {"messages": [{"role":"user","content":P},{"role":"assistant","content":A}], "answer": A}
+//   preference:  {"prompt": P, "chosen": A, "rejected": B}
+// Prompts are distinct within one call.
+std::vector<Json> make_synthetic(const SynthOptions& options);
+
+// The reference answer of a synthetic prompt ("57+38=" -> "95"), or "" if it is not one.
+std::string synthetic_answer(const std::string& prompt);
+
+}  // namespace tune::text

@@ -1,0 +1,96 @@
+#include "tune/text/synthetic.h"
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "tune/core/error.h"
+
+namespace tune::text {
+namespace {
+
+Json chat_record(const std::string& prompt, const std::string& answer) {
+  return Json{{"messages", Json::array({Json{{"role", "user"}, {"content", prompt}},
+                                        Json{{"role", "assistant"}, {"content", answer}}})},
+              {"answer", answer}};
+}
+
+int64_t pow10(int digits) {
+  int64_t p = 1;
+  for (int i = 0; i < digits; ++i) p *= 10;
+  return p;
+}
+
+// A plausible wrong sum: off by one in a single digit, the usual slip of a half-trained model.
+std::string near_miss(int64_t sum, std::mt19937_64& rng) {
+  std::string s = std::to_string(sum);
+  while (true) {
+    std::string wrong = s;
+    size_t pos = std::uniform_int_distribution<size_t>(0, wrong.size() - 1)(rng);
+    int digit = wrong[pos] - '0';
+    int delta = std::uniform_int_distribution<int>(0, 1)(rng) ? 1 : -1;
+    int nd = (digit + delta + 10) % 10;
+    if (pos == 0 && nd == 0 && wrong.size() > 1) continue;  // no leading zero
+    wrong[pos] = static_cast<char>('0' + nd);
+    if (wrong != s) return wrong;
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> synthetic_task_names() { return {"addition", "reverse", "addition_pref"}; }
+
+std::string synthetic_answer(const std::string& prompt) {
+  if (prompt.rfind("reverse ", 0) == 0) {
+    std::string s = prompt.substr(8);
+    std::reverse(s.begin(), s.end());
+    return s;
+  }
+  auto plus = prompt.find('+');
+  if (plus == std::string::npos || prompt.empty() || prompt.back() != '=') return "";
+  try {
+    int64_t a = std::stoll(prompt.substr(0, plus));
+    int64_t b = std::stoll(prompt.substr(plus + 1, prompt.size() - plus - 2));
+    return std::to_string(a + b);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+std::vector<Json> make_synthetic(const SynthOptions& o) {
+  if (o.digits < 1 || o.digits > 9) usage_fail("synthetic: digits must be in [1, 9], got ", o.digits);
+  if (o.count < 0) usage_fail("synthetic: count must be >= 0");
+  std::mt19937_64 rng(o.seed);
+  std::set<std::string> seen(o.exclude_prompts.begin(), o.exclude_prompts.end());
+  const int64_t hi = pow10(o.digits);
+  const int64_t space = (o.task == "reverse") ? hi : hi * hi;
+  if (static_cast<int64_t>(seen.size()) + o.count > space)
+    usage_fail("synthetic: cannot make ", o.count, " distinct '", o.task, "' prompts with ", o.digits, " digits");
+  std::vector<Json> out;
+  std::uniform_int_distribution<int64_t> operand(0, hi - 1);
+  while (static_cast<int64_t>(out.size()) < o.count) {
+    if (o.task == "addition" || o.task == "addition_pref") {
+      int64_t a = operand(rng), b = operand(rng);
+      std::string prompt = str(a, "+", b, "=");
+      if (!seen.insert(prompt).second) continue;
+      if (o.task == "addition") {
+        out.push_back(chat_record(prompt, std::to_string(a + b)));
+      } else {
+        out.push_back(Json{{"prompt", prompt}, {"chosen", std::to_string(a + b)},
+                           {"rejected", near_miss(a + b, rng)}});
+      }
+    } else if (o.task == "reverse") {
+      std::string digits;
+      for (int i = 0; i < o.digits; ++i) digits += static_cast<char>('0' + operand(rng) % 10);
+      std::string prompt = "reverse " + digits;
+      if (!seen.insert(prompt).second) continue;
+      std::string answer(digits.rbegin(), digits.rend());
+      out.push_back(chat_record(prompt, answer));
+    } else {
+      usage_fail("synthetic: unknown task '", o.task, "' (choose from ", join(synthetic_task_names(), ", "), ")");
+    }
+  }
+  return out;
+}
+
+}  // namespace tune::text
