@@ -29,7 +29,7 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-std::string quoted(std::string_view name) {
+std::string display_name(std::string_view name) {
   constexpr size_t kClip = 120;
   if (name.size() <= kClip) return str("\"", name, "\"");
   return str("\"", name.substr(0, kClip), "...\"");
@@ -111,7 +111,7 @@ SafetensorsFile SafetensorsFile::parse(std::span<const uint8_t> bytes, std::stri
   });
   uint64_t expected_begin = 0;
   for (const TensorInfo* t : by_offset) {
-    const std::string name = quoted(t->name);
+    const std::string name = display_name(t->name);
     if (t->begin != expected_begin || t->end < t->begin)
       reject(origin,
              str("tensor ", name, " has data_offsets [", t->begin, ", ", t->end, "]; expected it to begin at ",
@@ -169,7 +169,7 @@ std::span<const uint8_t> SafetensorsFile::data(const TensorInfo& info) const {
   // Guards against a TensorInfo from another file: never hand out bytes past the buffer.
   const uint64_t available = bytes_.size() - data_start_;
   if (info.end < info.begin || info.end > available)
-    fail(origin_, ": tensor ", quoted(info.name), " has data_offsets [", info.begin, ", ", info.end,
+    fail(origin_, ": tensor ", display_name(info.name), " has data_offsets [", info.begin, ", ", info.end,
          "] outside this file's ", available, "-byte data buffer");
   return bytes_.subspan(data_start_ + info.begin, info.end - info.begin);
 }

@@ -210,6 +210,7 @@ class HeaderSax {
   }
 
   TensorInfo& entry() { return out_.tensors.back(); }
+  const TensorInfo& entry() const { return out_.tensors.back(); }
 
   bool fail_with(std::string message) {
     if (problem.empty()) problem = std::move(message);
@@ -286,6 +287,12 @@ bool parse_header_json(std::string_view text, ParsedHeader& out, std::string& pr
   // nlohmann skips a UTF-8 byte order mark; the reference (serde_json) rejects it.
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") {
     problem = "invalid JSON: the header starts with a byte order mark";
+    return false;
+  }
+  // nlohmann's lexer takes a NUL byte for the end of input, so "{}\0garbage" would pass. A raw NUL
+  // is never valid JSON (not even inside a string), so any NUL fails here.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    problem = str("invalid JSON: NUL byte at byte ", nul, " of the header");
     return false;
   }
   HeaderSax sax(out);
