@@ -11,7 +11,7 @@ apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev
-  clang python3-venv
+  clang libclang-rt-14-dev python3-venv
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -29,11 +29,7 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-std::string display_name(std::string_view name) {
-  constexpr size_t kClip = 120;
-  if (name.size() <= kClip) return str("\"", name, "\"");
-  return str("\"", name.substr(0, kClip), "...\"");
-}
+std::string display_name(std::string_view name) { return str("\"", detail::printable(name), "\""); }
 
 }  // namespace
 

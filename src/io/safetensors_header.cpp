@@ -49,6 +49,22 @@ size_t find_invalid_utf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+std::string printable(std::string_view text, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text.substr(0, max)) {
+    if (c < 0x20 || c == 0x7F) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max) out += str("...(", text.size(), " bytes)");
+  return out;
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -202,12 +218,7 @@ class HeaderSax {
   }
 
  private:
-  static constexpr size_t kClip = 120;
-  // Quotes untrusted text in messages without letting a 100 MB string into one.
-  static std::string clip(std::string_view text) {
-    if (text.size() <= kClip) return std::string(text);
-    return str(text.substr(0, kClip), "...(", text.size(), " bytes)");
-  }
+  static std::string clip(std::string_view text) { return printable(text); }
 
   TensorInfo& entry() { return out_.tensors.back(); }
   const TensorInfo& entry() const { return out_.tensors.back(); }

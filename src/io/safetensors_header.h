@@ -22,6 +22,10 @@ struct ParsedHeader {
 // str::from_utf8: no overlong forms, no surrogates, nothing above U+10FFFF), or npos.
 size_t find_invalid_utf8(std::string_view text);
 
+// Untrusted text made fit for an error message: control bytes as \xNN (a NUL would cut the message
+// short in what()), and at most `max` bytes of it.
+std::string printable(std::string_view text, size_t max = 120);
+
 // Parses the header text into entries. On a problem returns false and sets `problem` to a
 // description (without the file name or the reference error code).
 bool parse_header_json(std::string_view text, ParsedHeader& out, std::string& problem);

@@ -369,6 +369,14 @@ TEST(SafetensorsCheck, HostileJsonIsRejectedCheaply) {
   EXPECT_LT(message.size(), 1000u);
 }
 
+TEST(SafetensorsCheck, UntrustedTextInMessagesIsEscaped) {
+  // A name holding NUL or other control characters (legal JSON escapes) must not cut the message
+  // short or put raw control bytes into a log line.
+  std::string message = rejection(file_bytes("{\"a\\u0000b\\n\":" + entry("U8", "[1]", 1, 2) + "}", "xx"));
+  EXPECT_NE(message.find("tensor \"a\\x00b\\x0a\" has data_offsets [1, 2]"), std::string::npos) << message;
+  EXPECT_NE(message.find("(InvalidOffset)"), std::string::npos) << message;
+}
+
 TEST(SafetensorsCheck, DuplicateTensorNames) {
   // The reference silently keeps one of the two; we refuse the file.
   expect_rejected(file_bytes("{\"a\":" + entry("U8", "[1]", 0, 1) + ",\"a\":" + entry("U8", "[1]", 0, 1) + "}", "x"),
