@@ -22,41 +22,41 @@ size_t utf8_length(unsigned char lead) {
 char32_t next_codepoint(std::string_view text, size_t& pos) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
-  unsigned char c = s[pos];
+  const unsigned char c = s[pos];
   if (c < 0x80) {
     ++pos;
     return c;
   }
+  // Allowed range of the second byte per lead byte (Unicode table 3-7); later bytes are 80..BF.
   size_t len = 0;
-  char32_t cp = 0, min = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  char32_t cp = 0;
   if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, cp = c & 0x1F, min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, cp = c & 0x0F, min = 0x800;
+    len = 2, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, cp = c & 0x0F;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
   } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, cp = c & 0x07, min = 0x10000;
+    len = 4, cp = c & 0x07;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
   } else {
     ++pos;
     return 0xFFFD;
   }
-  if (pos + len > n) {
-    ++pos;
-    return 0xFFFD;
-  }
-  for (size_t i = 1; i < len; ++i) {
+  // An invalid sequence is replaced by one U+FFFD covering its longest valid prefix ("maximal
+  // subpart"), as Rust's from_utf8_lossy and Python's errors="replace" do.
+  size_t i = 1;
+  for (; i < len; ++i) {
+    if (pos + i >= n) break;
     unsigned char cc = s[pos + i];
-    if ((cc & 0xC0) != 0x80) {
-      ++pos;
-      return 0xFFFD;
-    }
+    if (cc < lo || cc > hi) break;
+    lo = 0x80, hi = 0xBF;
     cp = (cp << 6) | (cc & 0x3F);
   }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    ++pos;
-    return 0xFFFD;
-  }
-  pos += len;
-  return cp;
+  pos += i;
+  return i == len ? cp : 0xFFFD;
 }
 
 void append_utf8(std::string& out, char32_t cp) {
@@ -92,7 +92,7 @@ bool is_valid_utf8(std::string_view text) {
     }
     size_t before = pos;
     char32_t cp = next_codepoint(text, pos);
-    if (cp == 0xFFFD && pos - before == 1) return false;  // a real U+FFFD takes 3 bytes
+    if (cp == 0xFFFD && (pos - before != 3 || text.compare(before, 3, "\xEF\xBF\xBD") != 0)) return false;
   }
   return true;
 }

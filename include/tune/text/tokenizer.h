@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tune/core/json.h"
+
 namespace tune::text {
 
 struct SpecialTokens {
@@ -44,7 +46,20 @@ class Tokenizer {
 
   // Loads tokenizer.json (preferred) or tokenizer.model from `dir`, plus tokenizer_config.json and
   // generation_config.json when present. Errors name the file and the offending key.
+  // `dir` may also name a tokenizer.json or *.model file; the config files are then looked up
+  // next to it.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& dir);
+
+  // A tokenizer from tokenizer.json content; `source` names it in errors. Special tokens come
+  // from the post-processor only until apply_config is called.
+  static std::unique_ptr<Tokenizer> from_json(const Json& tokenizer_json,
+                                              const std::string& source = "tokenizer.json");
+
+  // Reads bos/eos/pad/unk tokens and add_bos_token/add_eos_token from tokenizer_config.json
+  // content, and eos_token_id (int or list) from generation_config.json content into special().
+  // Either may be null. Token names that are not in the vocabulary are errors naming the key.
+  void apply_config(const Json& tokenizer_config, const Json& generation_config,
+                    const std::string& source = "tokenizer_config.json");
 
  protected:
   SpecialTokens special_;
@@ -60,8 +75,12 @@ class IncrementalDecoder {
  private:
   const Tokenizer& tokenizer_;
   bool skip_special_;
+  // Only a window of ids is decoded each time: ids_[prefix_:] where ids_[prefix_:read_] has been
+  // returned already. Decoding a little context keeps decoders that look at neighbours
+  // (leading-space stripping, byte fallback) consistent with decoding the whole sequence.
   std::vector<int32_t> ids_;
-  size_t emitted_ = 0;  // bytes of decode(ids_) already returned
+  size_t prefix_ = 0;
+  size_t read_ = 0;
 };
 
 }  // namespace tune::text
