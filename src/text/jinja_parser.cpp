@@ -729,8 +729,10 @@ class Parser {
   ExprPtr parse_postfix(ExprPtr e) {
     while (true) {
       if (is_op(".")) {
-        const Token& at = next();
-        auto g = node(Expr::Kind::GetAttr, at);
+        next();
+        auto g = std::make_shared<Expr>();
+        g->kind = Expr::Kind::GetAttr;
+        g->loc = e->loc;
         if (peek().type == Tok::Int) {
           g->kind = Expr::Kind::GetItem;
           g->args = {e, literal(peek(), Value::integer(std::stoll(peek().text)))};
@@ -770,10 +772,12 @@ class Parser {
     if (!is_slice) {
       if (!parts[0]) fail_at(at, "empty subscript");
       auto g = node(Expr::Kind::GetItem, at);
+      g->loc = e->loc;
       g->args = {e, parts[0]};
       return g;
     }
     auto s = node(Expr::Kind::Slice, at);
+    s->loc = e->loc;
     s->args = {e, parts[0], parts[1], parts[2]};
     return s;
   }
@@ -800,6 +804,7 @@ class Parser {
 
   ExprPtr parse_call(ExprPtr callee) {
     auto c = node(Expr::Kind::Call, peek());
+    c->loc = callee->loc;
     c->args.push_back(callee);
     parse_call_args(*c);
     return c;
@@ -864,7 +869,20 @@ class Parser {
 
 }  // namespace
 
-Body parse_template(const std::string& source, const std::string& origin) {
+Body parse_template(const std::string& raw_source, const std::string& origin) {
+  // As jinja2: every line ending becomes "\n" and one trailing newline is dropped
+  // (keep_trailing_newline=False).
+  std::string source;
+  source.reserve(raw_source.size());
+  for (size_t k = 0; k < raw_source.size(); ++k) {
+    if (raw_source[k] == '\r') {
+      source += '\n';
+      if (k + 1 < raw_source.size() && raw_source[k + 1] == '\n') ++k;
+    } else {
+      source += raw_source[k];
+    }
+  }
+  if (!source.empty() && source.back() == '\n') source.pop_back();
   std::vector<Token> tokens = Lexer(source, origin).run();
   return Parser(std::move(tokens), source, origin).parse_all();
 }

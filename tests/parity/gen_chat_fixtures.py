@@ -132,6 +132,79 @@ def render(source, inputs):
     return text, spans
 
 
+# Interpreter snippets (whitespace control, loops, scoping, filters, tests, methods, literals) rendered
+# by the same jinja2 environment transformers builds: tests/data/chat/jinja-snippets.json.
+SNIPPETS = [
+ # whitespace control
+ ("  {% if true %}\n  x\n  {% endif %}\ny", {}),
+ ("a  {%- if true -%}  b  {%- endif -%}  c", {}),
+ ("{% for i in [1,2] %}\n  {{ i }}\n{% endfor %}\n", {}),
+ ("x {# note #}\n  {#- tight -#}  y\n {# line #}\nz", {}),
+ ("{%+ if true %}a{% endif +%}\nb", {}),
+ ("  {{ 'v' }}  \n  {% set q = 1 %}\n\t{% if q %}Q{% endif %}", {}),
+ ("line\r\n  {% if true %}\r\nA\r\n  {% endif %}\r\n", {}),
+ ("a\rb{{ 'c\r\nd' }}\n\n", {}),
+ ("ends with newline\n", {}),
+ ("{{- ' lead' }}  \n  {{- 'x' -}}  \n {{ 'y' }}", {}),
+ # loops
+ ("{% for x in xs %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.first }}/{{ loop.last }}/{{ loop.length }};{% endfor %}", {"xs": ["a","b","c"]}),
+ ("{% for x in xs if x > 1 %}{{ x }}{{ loop.length }},{% else %}none{% endfor %}", {"xs": [1,2,3]}),
+ ("{% for x in xs %}{{ x }}{% else %}empty{% endfor %}", {"xs": []}),
+ ("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{% for k in d %}{{ k }}{% endfor %}", {"d": {"b": 1, "a": [2]}}),
+ ("{% for x in xs %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}{{ x }}{% endfor %}", {"xs": [1,2,3,4,5]}),
+ ("{% for x in xs %}{{ loop.previtem is defined }}{{ loop.nextitem | default('-') }}{{ loop.cycle('a','b') }}{% endfor %}", {"xs": [1,2,3]}),
+ ("{% set n = 0 %}{% for x in [1,2] %}{% set n = n + x %}{{ n }}{% endfor %}|{{ n }}", {}),
+ ("{% set ns = namespace(n=0, s='') %}{% for x in [1,2,3] %}{% set ns.n = ns.n + x %}{% set ns.s = ns.s ~ x %}{% endfor %}{{ ns.n }} {{ ns.s }}", {}),
+ ("{% for a in [1,2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}", {}),
+ ("{% for m in messages[::-1] %}{{ m }}{% endfor %}{{ messages[1:] }}{{ messages[:-1] }}{{ 'héllo'[1:3] }}{{ 'abc'[-1] }}{{ [1,2,3,4,5][::2] }}{{ [1,2,3][5:] }}", {"messages": [1,2,3]}),
+ # set / macro
+ ("{% set a, b = 1, 'two' %}{{ a }}{{ b }}{% set t = 1, 2 %}{{ t }}", {}),
+ ("{% set block %}\n  body {{ 1 + 1 }}\n{% endset %}[{{ block }}]", {}),
+ ("{% set block | trim | upper %}  text  {% endset %}[{{ block }}]", {}),
+ ("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', '?') }} {{ greet(name='C', punct='.') }}", {}),
+ ("{% set g = 'G' %}{% macro m(x) %}{{ g }}{{ x }}{{ loopvar is defined }}{% endmacro %}{% for loopvar in [1] %}{{ m(loopvar) }}{% endfor %}", {}),
+ ("{% macro rec(n) %}{% if n > 0 %}{{ n }}{{ rec(n - 1) }}{% endif %}{% endmacro %}{{ rec(3) }}", {}),
+ # operators and literals
+ ("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 7 / 2 }} {{ 2 ** 8 }} {{ 1 + 2 * 3 - 4 }} {{ (1 + 2) * 3 }} {{ 7.5 // 2 }} {{ -1.5 % 1 }}", {}),
+ ("{{ 'a' ~ 1 ~ none ~ true ~ 1.5 }} {{ 'ab' * 2 }} {{ [1] * 2 + [3] }} {{ 1 == 1.0 }} {{ true == 1 }} {{ 'a' < 'b' }} {{ [1, 2] < [1, 3] }}", {}),
+ ("{{ 'x' in 'axb' }} {{ 2 in [1,2] }} {{ 'k' in {'k': 1} }} {{ 3 not in [1] }} {{ not 'a' in 'b' }} {{ undefined_var in [1] }}", {}),
+ ("{{ 1 and 'yes' }} {{ 0 or 'fallback' }} {{ none or [] }} {{ 'a' if 0 else 'b' }} {{ 'shown' if 1 }}[{{ 'hidden' if 0 }}]", {}),
+ ("{{ 1.0 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e15 }} {{ 0.0001 }} {{ 0.00001 }} {{ -2.5e-7 }} {{ 3 / 3 }} {{ 1_000 }} {{ 12345678.9 }}", {}),
+ ("{{ [1, 'a', none, true, 1.5, [2]] }} {{ {'a': 'it\\'s', 'b': \"q\\\"\"} }} {{ (1,) }} {{ () }} {{ 'line\\nbreak\\ttab' }} {{ ['line\\n', 'ü'] }}", {}),
+ ("{{ -x }} {{ - 3 | abs }} {{ -(3) }} {{ not true }} {{ +2 }}", {"x": 4}),
+ ("{{ 'adj' 'acent' }} {{ \"\\u00e9\\x41\\101\" }} {{ 'a\\qb' }}", {}),
+ # filters
+ ("[{{ '  pad \\n' | trim }}] [{{ 'xxhixx' | trim('x') }}] {{ 'héllo' | length }} {{ [1,2] | length }} {{ {'a':1} | count }} {{ none | string }} {{ [1] | string }}", {}),
+ ("{{ 'hello WORLD' | upper }} {{ 'Hello' | lower }} {{ 'hELLO wORLD' | capitalize }} {{ 'hello big-world (x)' | title }}", {}),
+ ("{{ x | tojson }}|{{ x | tojson(indent=2) }}|{{ x | tojson(separators=(',', ':')) }}|{{ x | tojson(sort_keys=true) }}", {"x": {"b": "<tag> & 'q' \"d\" é\n\u2028", "a": [1, 2.5, None, True, {}], "c": []}}),
+ ("{{ u | default('d') }} {{ none | default('d') }} {{ '' | default('d', true) }} {{ 0 | d('z', boolean=true) }} {{ 'v' | default }}", {}),
+ ("{{ [3,1,2] | first }} {{ [3,1,2] | last }} {{ 'abc' | first }} {{ [1,2,3] | join }} {{ ['a','b'] | join(', ') }} {{ users | join('/', attribute='name') }}", {"users": [{"name": "x"}, {"name": "y"}]}),
+ ("{{ 'aaa' | replace('a', 'b') }} {{ 'aaa' | replace('a', 'b', 2) }} {{ 'ab'.replace('', '-') }} {{ d | items | list }} {{ d | dictsort }} {{ d | dictsort(reverse=true) }}", {"d": {"b": 2, "A": 1, "c": 0}}),
+ ("{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }} {{ ms | rejectattr('role', 'eq', 'user') | list | length }} {{ ms | map(attribute='missing', default='?') | join }} {{ ms | selectattr('flag') | list | length }}", {"ms": [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1", "flag": True}, {"role": "user", "content": "u2"}]}),
+ ("{{ ['a','B'] | map('upper') | list }} {{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3] | reject('equalto', 2) | list }} {{ 'ab' | list }} {{ {'k': 1} | list }}", {}),
+ ("{{ '42' | int }} {{ '4.7' | int }} {{ 'x' | int }} {{ 'x' | int(7) }} {{ 3.9 | int }} {{ '2.5' | float }} {{ 2 | float }} {{ -3 | abs }} {{ [3, 1, 2] | sort }} {{ ['b', 'A', 'c'] | sort(reverse=true) }} {{ [1, 1, 2] | unique | list }}", {}),
+ ("{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(2, true) }}|{{ 'x' | safe }}|{{ [1, 5, 2] | max }} {{ [1, 5, 2] | min }} {{ [1, 2] | sum }} {{ 'one two  three' | wordcount }} {{ [1, 2] | reverse | list }}", {}),
+ # tests
+ ("{{ x is defined }} {{ y is undefined }} {{ none is none }} {{ 1 is number }} {{ true is number }} {{ 1 is integer }} {{ true is integer }} {{ 1.0 is float }} {{ true is boolean }} {{ false is false }} {{ 1 is true }}", {"x": 1}),
+ ("{{ 's' is string }} {{ {} is mapping }} {{ [] is mapping }} {{ 's' is iterable }} {{ 1 is iterable }} {{ {} is sequence }} {{ 's' is sequence }} {{ u is sequence }} {{ u is iterable }} {{ ns is mapping }}", {}),
+ ("{{ 2 is even }} {{ 3 is odd }} {{ 9 is divisibleby 3 }} {{ 'a' is equalto 'a' }} {{ 1 is eq 2 }} {{ 2 is in [1, 2] }} {{ 'ab' is lower }} {{ 'AB' is upper }} {{ x is not none }} {{ none is sameas none }} {{ 1 is ne 2 }} {{ 3 is gt 2 }}", {"x": 0}),
+ # attributes, methods, undefined
+ ("[{{ d.missing }}][{{ d['missing'] }}][{{ u }}][{{ d.k }}][{{ d['k'] }}][{{ l[0] }}][{{ l[9] }}][{{ l.0 }}][{{ d.get('k') }}][{{ d.get('q') }}][{{ d.get('q', 'z') }}]", {"d": {"k": "v"}, "l": ["first"]}),
+ ("{{ d.keys() | list }} {{ d.values() | list }} {{ d.items() | list }} {{ d['items'] }} {{ d.b }}", {"d": {"items": 1, "b": 2}}),
+ ("{{ '  a b  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '\\n\\na\\n'.lstrip('\\n') }}|{{ 'a\\n\\n'.rstrip() }}|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a,b,c'.split(',', 1) }}|{{ 'x</think>y'.split('</think>')[-1] }}", {}),
+ ("{{ 'hello'.startswith('he') }} {{ 'hello'.endswith(('x', 'lo')) }} {{ 'Hi {} and {name}'.format(1, name='N') }} {{ 'ab'.upper() }} {{ 'AB'.lower() }} {{ 'hello world'.title() }} {{ 'x'.capitalize() }} {{ '-'.join(['a', 'b']) }} {{ 'abcb'.find('b') }} {{ 'abcb'.count('b') }} {{ 'a\\nb'.splitlines() }}", {}),
+ ("{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(3, 0, -1) | list }} {{ dict(a=1, b='x') }} {{ namespace(a=1).a }}", {}),
+ ("{% if m.content is string %}S{% endif %}{% if m.tool_calls %}T{% endif %}{% if m.reasoning_content is defined and m.reasoning_content is not none %}R{% endif %}", {"m": {"content": "c", "reasoning_content": None}}),
+]
+
+
+def write_snippets():
+    compile_template = ctu._cached_compile_jinja_template
+    out = [{"source": s, "variables": v, "expected": compile_template(s).render(**v)} for s, v in SNIPPETS]
+    (OUT / "jinja-snippets.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"jinja-snippets: {len(out)} snippets")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     total = 0
@@ -156,6 +229,7 @@ def main():
         total += len(out_cases)
         print(f"{name}: {len(out_cases)} cases ({ok} rendered)")
     print(f"total {total} cases", file=sys.stderr)
+    write_snippets()
 
 
 if __name__ == "__main__":
