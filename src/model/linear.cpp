@@ -9,10 +9,10 @@ AdaptersDisabled::AdaptersDisabled() : previous_(adapters_disabled) { adapters_d
 AdaptersDisabled::~AdaptersDisabled() { adapters_disabled = previous_; }
 bool AdaptersDisabled::active() { return adapters_disabled; }
 
-Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, torch::TensorOptions options)
     : in_features_(in_features), out_features_(out_features) {
-  weight_ = register_parameter("weight", torch::zeros({out_features, in_features}));
-  if (bias) bias_ = register_parameter("bias", torch::zeros({out_features}));
+  weight_ = register_parameter("weight", torch::zeros({out_features, in_features}, options));
+  if (bias) bias_ = register_parameter("bias", torch::zeros({out_features}, options));
 }
 
 std::shared_ptr<Linear> Linear::shared(torch::Tensor weight) {

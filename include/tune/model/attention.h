@@ -15,6 +15,7 @@ struct MaskSpec {
   torch::Tensor key_padding;  // optional [B, Tk]: nonzero = real token, 0 = padding
   torch::Tensor sample_ids;   // optional [B, Tk]: a query only sees keys with the same id (packing)
   std::optional<int64_t> window;  // query i sees key j only when i - window < j
+  torch::Device device = torch::kCPU;  // where the mask is built
 };
 
 // The boolean mask (true = may attend) [B, 1, Tq, Tk] combining causality, padding, packing and the

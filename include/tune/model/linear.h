@@ -32,7 +32,7 @@ class AdaptersDisabled {
 class Linear : public torch::nn::Module {
  public:
   // weight [out, in] (+ bias [out]) registered as parameters "weight"/"bias", zero-initialised.
-  Linear(int64_t in_features, int64_t out_features, bool bias);
+  Linear(int64_t in_features, int64_t out_features, bool bias, torch::TensorOptions options = {});
   // A projection that reuses a tensor owned elsewhere (the tied lm_head shares the embedding):
   // nothing is registered, so parameters are not listed twice.
   static std::shared_ptr<Linear> shared(torch::Tensor weight);
