@@ -411,10 +411,21 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text, bool 
     encode_bpe(normalized, pieces);
   else
     encode_unigram(normalized, pieces);
-  std::vector<int32_t> ids;
-  ids.reserve(pieces.size() + 2);
-  if (add_special_tokens && special_.add_bos && special_.bos) ids.push_back(*special_.bos);
+  // Consecutive unknown pieces become one (SentencePiece does this for both model types).
+  std::vector<std::pair<std::string_view, int32_t>> fused;
+  fused.reserve(pieces.size());
   for (const auto& [piece, id] : pieces) {
+    if (id == unk_id_ && !fused.empty() && fused.back().second == unk_id_ &&
+        fused.back().first.data() + fused.back().first.size() == piece.data()) {
+      fused.back().first = std::string_view(fused.back().first.data(), fused.back().first.size() + piece.size());
+    } else {
+      fused.emplace_back(piece, id);
+    }
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(fused.size() + 2);
+  if (add_special_tokens && special_.add_bos && special_.bos) ids.push_back(*special_.bos);
+  for (const auto& [piece, id] : fused) {
     if (id == unk_id_ && byte_fallback_) {
       for (unsigned char b : piece) ids.push_back(byte_ids_[b]);
     } else {

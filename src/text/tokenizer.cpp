@@ -12,7 +12,8 @@ namespace tune::text {
 namespace stdfs = std::filesystem;
 
 std::unique_ptr<Tokenizer> Tokenizer::from_json(const Json& tokenizer_json, const std::string& source) {
-  auto tokenizer = std::make_unique<JsonTokenizer>(tokenizer_json, source);
+  // A round trip through text converts to the map-based JSON type the pipeline reads.
+  auto tokenizer = std::make_unique<JsonTokenizer>(pipeline::SpecJson::parse(tokenizer_json.dump()), source);
   tokenizer->apply_config(Json(), Json());
   return tokenizer;
 }
@@ -100,7 +101,13 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const stdfs::path& where) {
   }
   std::unique_ptr<Tokenizer> tokenizer;
   if (file.extension() == ".json") {
-    tokenizer = std::make_unique<JsonTokenizer>(read_json_file(file), file.string());
+    pipeline::SpecJson spec;
+    try {
+      spec = pipeline::SpecJson::parse(fs::read_file(file));
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(file.string(), ": invalid JSON: ", e.what());
+    }
+    tokenizer = std::make_unique<JsonTokenizer>(spec, file.string());
   } else {
     tokenizer = load_sentencepiece(file);
   }

@@ -13,14 +13,14 @@ namespace {
 
 using Range = std::pair<size_t, size_t>;
 
-std::string type_of(const Json& spec, const std::string& source, const char* what) {
+std::string type_of(const SpecJson& spec, const std::string& source, const char* what) {
   TUNE_CHECK(spec.is_object() && spec.contains("type") && spec["type"].is_string(), source, ": ", what,
              " without a \"type\"");
   return spec["type"].get<std::string>();
 }
 
 template <class T>
-T value_or(const Json& spec, const char* key, T fallback) {
+T value_or(const SpecJson& spec, const char* key, T fallback) {
   auto it = spec.find(key);
   if (it == spec.end() || it->is_null()) return fallback;
   return it->template get<T>();
@@ -29,7 +29,7 @@ T value_or(const Json& spec, const char* key, T fallback) {
 // {"String": "..."} or {"Regex": "..."}: every occurrence as a byte range.
 class Pattern {
  public:
-  Pattern(const Json& spec, const std::string& source) {
+  Pattern(const SpecJson& spec, const std::string& source) {
     if (spec.is_string()) {
       literal_ = spec.get<std::string>();
     } else if (spec.is_object() && spec.contains("String")) {
@@ -125,7 +125,7 @@ class PrependNormalizer : public Normalizer {
 
 class ReplaceNormalizer : public Normalizer {
  public:
-  ReplaceNormalizer(const Json& pattern, std::string content, const std::string& source)
+  ReplaceNormalizer(const SpecJson& pattern, std::string content, const std::string& source)
       : pattern_(pattern, source), content_(std::move(content)) {}
   std::string normalize(std::string text) const override {
     return replace_all(text, pattern_.find_all(text), content_);
@@ -152,7 +152,7 @@ class SequenceNormalizer : public Normalizer {
 
 enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
-Behavior parse_behavior(const Json& spec, const std::string& source) {
+Behavior parse_behavior(const SpecJson& spec, const std::string& source) {
   std::string name = value_or<std::string>(spec, "behavior", "Isolated");
   if (name == "Removed") return Behavior::Removed;
   if (name == "Isolated") return Behavior::Isolated;
@@ -230,7 +230,7 @@ void split_piece(const Piece& piece, const std::vector<Range>& matches, Behavior
 
 class SplitPreTokenizer : public PreTokenizer {
  public:
-  SplitPreTokenizer(const Json& spec, const std::string& source)
+  SplitPreTokenizer(const SpecJson& spec, const std::string& source)
       : pattern_(spec.at("pattern"), source),
         behavior_(parse_behavior(spec, source)),
         invert_(value_or<bool>(spec, "invert", false)) {}
@@ -337,7 +337,7 @@ class ByteLevelPreTokenizer : public PreTokenizer {
 
 enum class PrependScheme { Always, First, Never };
 
-PrependScheme parse_prepend_scheme(const Json& spec, const std::string& source) {
+PrependScheme parse_prepend_scheme(const SpecJson& spec, const std::string& source) {
   if (spec.contains("prepend_scheme") && spec["prepend_scheme"].is_string()) {
     std::string s = spec["prepend_scheme"].get<std::string>();
     if (s == "always") return PrependScheme::Always;
@@ -419,8 +419,8 @@ class TemplatePostProcessor : public PostProcessor {
   std::vector<int32_t> prefix_, suffix_;
 };
 
-std::unique_ptr<PostProcessor> make_template(const Json& spec, const std::string& source) {
-  const Json& single = spec.at("single");
+std::unique_ptr<PostProcessor> make_template(const SpecJson& spec, const std::string& source) {
+  const SpecJson& single = spec.at("single");
   std::map<std::string, std::vector<int32_t>> specials;
   if (spec.contains("special_tokens")) {
     for (auto& [name, token] : spec["special_tokens"].items())
@@ -428,7 +428,7 @@ std::unique_ptr<PostProcessor> make_template(const Json& spec, const std::string
   }
   std::vector<int32_t> prefix, suffix;
   bool seen_sequence = false;
-  for (const Json& item : single) {
+  for (const SpecJson& item : single) {
     if (item.contains("Sequence")) {
       std::string which = item["Sequence"].at("id").get<std::string>();
       TUNE_CHECK(which == "A" && !seen_sequence, source, ": TemplateProcessing single template must hold $A once");
@@ -488,7 +488,7 @@ class ByteLevelDecoder : public Decoder {
 
 class ReplaceDecoder : public Decoder {
  public:
-  ReplaceDecoder(const Json& pattern, std::string content, const std::string& source)
+  ReplaceDecoder(const SpecJson& pattern, std::string content, const std::string& source)
       : pattern_(pattern, source), content_(std::move(content)) {}
   void decode(std::vector<std::string>& tokens) const override {
     for (std::string& t : tokens) t = replace_all(t, pattern_.find_all(t), content_);
@@ -604,7 +604,7 @@ class SequenceDecoder : public Decoder {
   std::vector<std::unique_ptr<Decoder>> steps_;
 };
 
-char32_t single_char(const Json& value, const std::string& source, const char* what) {
+char32_t single_char(const SpecJson& value, const std::string& source, const char* what) {
   std::string s = value.get<std::string>();
   size_t pos = 0;
   TUNE_CHECK(!s.empty(), source, ": ", what, " must be one character");
@@ -615,7 +615,7 @@ char32_t single_char(const Json& value, const std::string& source, const char* w
 
 }  // namespace
 
-std::unique_ptr<Normalizer> make_normalizer(const Json& spec, const std::string& source) {
+std::unique_ptr<Normalizer> make_normalizer(const SpecJson& spec, const std::string& source) {
   if (spec.is_null()) return nullptr;
   std::string type = type_of(spec, source, "normalizer");
   if (type == "NFC") return std::make_unique<UnicodeNormalizer>(unicode::NormalForm::NFC);
@@ -631,14 +631,14 @@ std::unique_ptr<Normalizer> make_normalizer(const Json& spec, const std::string&
     return std::make_unique<ReplaceNormalizer>(spec.at("pattern"), spec.at("content").get<std::string>(), source);
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Normalizer>> steps;
-    for (const Json& s : spec.at("normalizers"))
+    for (const SpecJson& s : spec.at("normalizers"))
       if (auto n = make_normalizer(s, source)) steps.push_back(std::move(n));
     return std::make_unique<SequenceNormalizer>(std::move(steps));
   }
   fail(source, ": unsupported normalizer type '", type, "'");
 }
 
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& spec, const std::string& source) {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const SpecJson& spec, const std::string& source) {
   if (spec.is_null()) return nullptr;
   std::string type = type_of(spec, source, "pre_tokenizer");
   if (type == "Split") return std::make_unique<SplitPreTokenizer>(spec, source);
@@ -654,14 +654,14 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& spec, const std::st
   if (type == "Whitespace") return std::make_unique<RegexSplitPreTokenizer>(R"(\w+|[^\w\s]+)", Behavior::Removed, true);
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (const Json& s : spec.at("pretokenizers"))
+    for (const SpecJson& s : spec.at("pretokenizers"))
       if (auto p = make_pre_tokenizer(s, source)) steps.push_back(std::move(p));
     return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
   fail(source, ": unsupported pre_tokenizer type '", type, "'");
 }
 
-std::unique_ptr<PostProcessor> make_post_processor(const Json& spec, const std::string& source) {
+std::unique_ptr<PostProcessor> make_post_processor(const SpecJson& spec, const std::string& source) {
   if (spec.is_null()) return nullptr;
   std::string type = type_of(spec, source, "post_processor");
   if (type == "ByteLevel") return std::make_unique<NoopPostProcessor>();  // only trims offsets
@@ -672,14 +672,14 @@ std::unique_ptr<PostProcessor> make_post_processor(const Json& spec, const std::
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<PostProcessor>> steps;
-    for (const Json& s : spec.at("processors"))
+    for (const SpecJson& s : spec.at("processors"))
       if (auto p = make_post_processor(s, source)) steps.push_back(std::move(p));
     return std::make_unique<SequencePostProcessor>(std::move(steps));
   }
   fail(source, ": unsupported post_processor type '", type, "'");
 }
 
-std::unique_ptr<Decoder> make_decoder(const Json& spec, const std::string& source) {
+std::unique_ptr<Decoder> make_decoder(const SpecJson& spec, const std::string& source) {
   if (spec.is_null()) return nullptr;
   std::string type = type_of(spec, source, "decoder");
   if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
@@ -695,7 +695,7 @@ std::unique_ptr<Decoder> make_decoder(const Json& spec, const std::string& sourc
                                               parse_prepend_scheme(spec, source));
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> steps;
-    for (const Json& s : spec.at("decoders"))
+    for (const SpecJson& s : spec.at("decoders"))
       if (auto d = make_decoder(s, source)) steps.push_back(std::move(d));
     return std::make_unique<SequenceDecoder>(std::move(steps));
   }

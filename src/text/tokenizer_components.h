@@ -7,9 +7,13 @@
 #include <string>
 #include <vector>
 
-#include "tune/core/json.h"
+#include <nlohmann/json.hpp>
 
 namespace tune::text::pipeline {
+
+// tokenizer.json is read into the unordered (std::map) JSON type: the project's ordered Json
+// checks every insertion against all earlier keys, which is quadratic in a 150k-entry vocab.
+using SpecJson = nlohmann::json;
 
 // A pre-tokenized piece. at_start: the piece begins at offset 0 of the original input (Metaspace
 // with prepend_scheme "first" adds its prefix only there).
@@ -44,9 +48,9 @@ class Decoder {
 };
 
 // `source` names the file in error messages. A null spec gives nullptr.
-std::unique_ptr<Normalizer> make_normalizer(const Json& spec, const std::string& source);
-std::unique_ptr<PreTokenizer> make_pre_tokenizer(const Json& spec, const std::string& source);
-std::unique_ptr<PostProcessor> make_post_processor(const Json& spec, const std::string& source);
-std::unique_ptr<Decoder> make_decoder(const Json& spec, const std::string& source);
+std::unique_ptr<Normalizer> make_normalizer(const SpecJson& spec, const std::string& source);
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const SpecJson& spec, const std::string& source);
+std::unique_ptr<PostProcessor> make_post_processor(const SpecJson& spec, const std::string& source);
+std::unique_ptr<Decoder> make_decoder(const SpecJson& spec, const std::string& source);
 
 }  // namespace tune::text::pipeline

@@ -18,7 +18,7 @@ char32_t codepoint_before(std::string_view text, size_t pos) {
   return unicode::next_codepoint(text, start);
 }
 
-std::unique_ptr<BpeModel> make_bpe(const Json& model, const std::string& source) {
+std::unique_ptr<BpeModel> make_bpe(const pipeline::SpecJson& model, const std::string& source) {
   std::string type = model.value("type", "BPE");
   TUNE_CHECK(type == "BPE", source, ": unsupported model type '", type, "' (only BPE is implemented)");
   TUNE_CHECK(model.contains("vocab") && model["vocab"].is_object(), source, ": model.vocab must be an object");
@@ -27,10 +27,10 @@ std::unique_ptr<BpeModel> make_bpe(const Json& model, const std::string& source)
   for (auto& [token, id] : model["vocab"].items()) vocab.emplace(token, id.get<int32_t>());
   std::vector<std::pair<std::string, std::string>> merges;
   if (model.contains("merges")) {
-    const Json& list = model["merges"];
+    const pipeline::SpecJson& list = model["merges"];
     merges.reserve(list.size());
     for (size_t i = 0; i < list.size(); ++i) {
-      const Json& m = list[i];
+      const pipeline::SpecJson& m = list[i];
       if (m.is_string()) {
         const std::string& s = m.get_ref<const std::string&>();
         size_t space = s.find(' ');
@@ -125,11 +125,11 @@ std::vector<JsonTokenizer::AddedMatcher::Match> JsonTokenizer::AddedMatcher::fin
   return matches;
 }
 
-JsonTokenizer::JsonTokenizer(const Json& spec, const std::string& source) : source_(source) {
+JsonTokenizer::JsonTokenizer(const pipeline::SpecJson& spec, const std::string& source) : source_(source) {
   TUNE_CHECK(spec.is_object(), source, ": expected a JSON object");
   TUNE_CHECK(spec.contains("model"), source, ": missing \"model\"");
-  auto get = [&](const char* key) -> const Json& {
-    static const Json null_json;
+  auto get = [&](const char* key) -> const pipeline::SpecJson& {
+    static const pipeline::SpecJson null_json;
     auto it = spec.find(key);
     return it == spec.end() ? null_json : *it;
   };
@@ -141,7 +141,7 @@ JsonTokenizer::JsonTokenizer(const Json& spec, const std::string& source) : sour
   vocab_size_ = model_->max_id() + 1;
 
   if (spec.contains("added_tokens") && spec["added_tokens"].is_array()) {
-    for (const Json& t : spec["added_tokens"]) {
+    for (const pipeline::SpecJson& t : spec["added_tokens"]) {
       AddedToken token;
       token.id = t.at("id").get<int32_t>();
       token.content = t.at("content").get<std::string>();

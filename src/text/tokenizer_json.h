@@ -13,7 +13,7 @@ namespace tune::text {
 
 class JsonTokenizer : public Tokenizer {
  public:
-  JsonTokenizer(const Json& spec, const std::string& source);
+  JsonTokenizer(const pipeline::SpecJson& spec, const std::string& source);
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const override;
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const override;

@@ -7,6 +7,7 @@
   spm_unigram.model    unigram, byte_fallback, a character map holding NFKC for a few thousand
                        characters (the full nmt_nfkc map alone is 240 KB), extra whitespace removed
   spm_bpe_unk.model    BPE without byte fallback (unknown characters become <unk>)
+  spm_unigram_unk.model  unigram without byte fallback, identity normalizer
 
 The training text is built here from a fixed seed: English from Python's standard-library
 docstrings plus a sprinkling of accented, Greek, Cyrillic and CJK characters, so that rare
@@ -77,6 +78,8 @@ def main():
         train("spm_unigram.model", model_type="unigram", vocab_size=800, byte_fallback=True,
               character_coverage=0.995, normalization_rule_tsv=tsv.name)
     train("spm_bpe_unk.model", model_type="bpe", vocab_size=600, byte_fallback=False,
+          normalization_rule_name="identity", character_coverage=0.995)
+    train("spm_unigram_unk.model", model_type="unigram", vocab_size=400, byte_fallback=False,
           normalization_rule_name="identity", character_coverage=0.995)
 
 
