@@ -1,5 +1,6 @@
 """Parity of tune's decoder with transformers: logits, padding, dtype conversion, greedy generation,
 and checkpoints written by each side loaded by the other."""
+import copy
 import json
 import random
 from pathlib import Path
@@ -72,11 +73,45 @@ def test_left_padded_batch_matches_transformers(name, saved, tmp_path):
     assert diff <= TOL
 
 
+FEATURE_OFF = {
+    # variant -> (what is switched off, config.json edit)
+    "mistral_sliding_window": ("sliding window", lambda c: c.update(sliding_window=None)),
+    "qwen2_sliding_layers": ("sliding window", lambda c: (c.update(use_sliding_window=False, sliding_window=None),
+                                                           c.pop("layer_types", None))),
+    "llama_gqa_llama3": ("llama3 rope scaling", lambda c: c.update(rope_parameters={"rope_type": "default",
+                                                                                    "rope_theta": 10000.0})),
+    "qwen3_qk_norm_head_dim": ("q/k norms", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_OFF))
+def test_features_change_the_logits(name, saved, tmp_path):
+    """The parity above means something: without the feature, logits move far beyond TOL."""
+    directory, model = saved[name]
+    what, edit = FEATURE_OFF[name]
+    ids = random_ids(2, 16, seed=1)
+    if edit is None:  # q/k norm weights back to ones
+        variant = copy.deepcopy(model)
+        with torch.no_grad():
+            for layer in variant.model.layers:
+                layer.self_attn.q_norm.weight.fill_(1.0)
+                layer.self_attn.k_norm.weight.fill_(1.0)
+    else:
+        config = json.loads((directory / "config.json").read_text())
+        edit(config)
+        (tmp_path / "m").mkdir()
+        (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+        (tmp_path / "m" / "model.safetensors").symlink_to(directory / "model.safetensors")
+        variant = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    moved = (hf_logits(variant, ids) - hf_logits(model, ids)).abs().max().item()
+    print(f"{name}: without {what} logits move by {moved:.3g}")
+    assert moved > 100 * TOL
+
+
 def test_bf16_checkpoint_is_converted_on_load(saved, tmp_path):
     _, model = saved["qwen2_biases"]
     bf16_dir = tmp_path / "bf16"
-    model.to(torch.bfloat16).save_pretrained(bf16_dir)
-    model.float()
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(bf16_dir)  # the fixture's model stays fp32
     with safe_open(str(bf16_dir / "model.safetensors"), "pt") as f:
         assert f.get_tensor("model.embed_tokens.weight").dtype == torch.bfloat16
     reference = transformers.AutoModelForCausalLM.from_pretrained(bf16_dir, dtype=torch.float32).eval()
@@ -156,7 +191,8 @@ def test_random_tiny_preset_loads_in_transformers(tmp_path):
     assert 0.5e6 < n < 3e6
     w = model.model.embed_tokens.weight
     assert abs(w.std().item() - 0.02) < 0.002  # initializer_range
-    ids = [[random.Random(7).randrange(300) for _ in range(20)]]
+    rng = random.Random(7)
+    ids = [[rng.randrange(300) for _ in range(20)]]
     diff = (hm.tune_logits(out, ids, tmp_path) - hf_logits(model, ids)).abs().max().item()
     assert diff <= TOL
 
