@@ -579,7 +579,6 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "length" || name == "count") return Value::integer(static_cast<int64_t>(py_len(v)));
   if (name == "string") return Value::string(to_str(v));
   if (name == "tojson") {
-    if (a.get(3, "ensure_ascii").truthy()) fail("unsupported construct: tojson(ensure_ascii=True)");
     Value indent = a.get(0, "indent"), seps = a.get(1, "separators");
     int ind = indent.is_undefined() || indent.is_none() ? -1 : static_cast<int>(as_int(indent, "indent"));
     std::string item_sep = ind >= 0 ? "," : ", ", key_sep = ": ";
@@ -588,7 +587,8 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
       key_sep = to_str(seps.list->items[1]);
     }
     if (v.is_undefined()) fail("Object of type Undefined is not JSON serializable");
-    return Value::string(to_json_text(v, ind, item_sep, key_sep, a.get(2, "sort_keys").truthy()));
+    return Value::string(to_json_text(v, ind, item_sep, key_sep, a.get(2, "sort_keys").truthy(),
+                                     a.get(3, "ensure_ascii").truthy()));
   }
   if (name == "trim") return Value::string(py_strip(to_str(v), a.get(0, "chars"), true, true));
   if (name == "upper" || name == "lower")

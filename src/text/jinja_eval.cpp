@@ -46,6 +46,7 @@ class Renderer {
   std::vector<Frame> frames_;
   std::string* out_ = nullptr;
   int capture_depth_ = 0;
+  int macro_depth_ = 0;
   std::vector<std::pair<size_t, size_t>> generation_;
 
   [[noreturn]] void fail(const Loc& loc, const std::string& msg) const {
@@ -282,6 +283,13 @@ class Renderer {
         for (const auto& n : def->names) known = known || n == k;
         if (!known) throw EvalError(str("macro '", def->text, "' takes no keyword argument '", k, "'"));
       }
+      // Bounded so a runaway recursive macro is an error, not a stack overflow.
+      if (macro_depth_ >= 256) throw EvalError(str("macro '", def->text, "' nested deeper than 256 calls"));
+      struct DepthGuard {
+        int& d;
+        explicit DepthGuard(int& x) : d(++x) {}
+        ~DepthGuard() { --d; }
+      } guard(macro_depth_);
       // The macro body sees the globals and the template's top-level variables, not the caller's locals.
       std::vector<Frame> saved(frames_.begin() + 2, frames_.end());
       frames_.resize(2);

@@ -235,7 +235,11 @@ std::string repr_string(const std::string& s) {
   return out;
 }
 
-void json_string(std::string& out, const std::string& s) {
+void json_string(std::string& out, const std::string& s, bool ensure_ascii);
+void json_string_ascii(std::string& out, const std::string& s);
+
+void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
+  if (ensure_ascii) return json_string_ascii(out, s);
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -259,8 +263,35 @@ void json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
-void json_write(std::string& out, const Value& v, int indent, int level, std::string_view item_sep,
-                std::string_view key_sep, bool sort_keys) {
+// ensure_ascii=True: non-ASCII code points become \uXXXX (UTF-16 surrogate pairs above U+FFFF).
+void json_string_ascii(std::string& out, const std::string& s) {
+  out += '"';
+  for (char32_t cp : utf8_decode(s)) {
+    char buf[16];
+    if (cp < 0x80) {
+      std::string one;
+      json_string(one, std::string(1, static_cast<char>(cp)), false);
+      out += one.substr(1, one.size() - 2);
+    } else if (cp < 0x10000) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      out += buf;
+    } else {
+      unsigned v = static_cast<unsigned>(cp) - 0x10000;
+      std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+      out += buf;
+    }
+  }
+  out += '"';
+}
+
+struct JsonStyle {
+  int indent;
+  std::string_view item_sep, key_sep;
+  bool sort_keys, ensure_ascii;
+};
+
+void json_write(std::string& out, const Value& v, const JsonStyle& style, int level) {
+  const int indent = style.indent;
   auto newline = [&](int lvl) {
     if (indent < 0) return;
     out += '\n';
@@ -275,16 +306,16 @@ void json_write(std::string& out, const Value& v, int indent, int level, std::st
       else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
       else out += float_repr(v.f);
       return;
-    case Value::Kind::String: json_string(out, v.s); return;
+    case Value::Kind::String: json_string(out, v.s, style.ensure_ascii); return;
     case Value::Kind::List: {
       if (v.list->items.empty()) { out += "[]"; return; }
       out += '[';
       bool first = true;
       for (const Value& e : v.list->items) {
-        if (!first) out += item_sep;
+        if (!first) out += style.item_sep;
         first = false;
         newline(level + 1);
-        json_write(out, e, indent, level + 1, item_sep, key_sep, sort_keys);
+        json_write(out, e, style, level + 1);
       }
       newline(level);
       out += ']';
@@ -294,17 +325,17 @@ void json_write(std::string& out, const Value& v, int indent, int level, std::st
       if (v.dict->items.empty()) { out += "{}"; return; }
       std::vector<const std::pair<std::string, Value>*> entries;
       for (const auto& kv : v.dict->items) entries.push_back(&kv);
-      if (sort_keys)
+      if (style.sort_keys)
         std::stable_sort(entries.begin(), entries.end(), [](auto* a, auto* b) { return a->first < b->first; });
       out += '{';
       bool first = true;
       for (const auto* kv : entries) {
-        if (!first) out += item_sep;
+        if (!first) out += style.item_sep;
         first = false;
         newline(level + 1);
-        json_string(out, kv->first);
-        out += key_sep;
-        json_write(out, kv->second, indent, level + 1, item_sep, key_sep, sort_keys);
+        json_string(out, kv->first, style.ensure_ascii);
+        out += style.key_sep;
+        json_write(out, kv->second, style, level + 1);
       }
       newline(level);
       out += '}';
@@ -317,9 +348,9 @@ void json_write(std::string& out, const Value& v, int indent, int level, std::st
 }  // namespace
 
 std::string to_json_text(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep,
-                         bool sort_keys) {
+                         bool sort_keys, bool ensure_ascii) {
   std::string out;
-  json_write(out, v, indent, 0, item_sep, key_sep, sort_keys);
+  json_write(out, v, JsonStyle{indent, item_sep, key_sep, sort_keys, ensure_ascii}, 0);
   return out;
 }
 

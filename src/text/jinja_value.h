@@ -83,7 +83,7 @@ std::string to_repr(const Value& v);
 std::string float_repr(double x);
 // json.dumps(v, ensure_ascii=False, indent=..., separators=..., sort_keys=...) as transformers' tojson.
 std::string to_json_text(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep,
-                         bool sort_keys);
+                         bool sort_keys, bool ensure_ascii);
 bool equals(const Value& a, const Value& b);
 // <0, 0, >0 for values Python can order (numbers, strings, lists); throws a message otherwise.
 int compare(const Value& a, const Value& b, std::string_view op);

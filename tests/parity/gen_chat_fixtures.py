@@ -177,6 +177,7 @@ SNIPPETS = [
  ("[{{ '  pad \\n' | trim }}] [{{ 'xxhixx' | trim('x') }}] {{ 'héllo' | length }} {{ [1,2] | length }} {{ {'a':1} | count }} {{ none | string }} {{ [1] | string }}", {}),
  ("{{ 'hello WORLD' | upper }} {{ 'Hello' | lower }} {{ 'hELLO wORLD' | capitalize }} {{ 'hello big-world (x)' | title }}", {}),
  ("{{ x | tojson }}|{{ x | tojson(indent=2) }}|{{ x | tojson(separators=(',', ':')) }}|{{ x | tojson(sort_keys=true) }}", {"x": {"b": "<tag> & 'q' \"d\" é\n\u2028", "a": [1, 2.5, None, True, {}], "c": []}}),
+ ("{{ x | tojson(ensure_ascii=true) }}|{{ x | tojson(indent=0) }}|{{ 'x' | tojson }}|{{ 1.5 | tojson }}", {"x": {"k": "é😀\u0001", "n": [1]}}),
  ("{{ u | default('d') }} {{ none | default('d') }} {{ '' | default('d', true) }} {{ 0 | d('z', boolean=true) }} {{ 'v' | default }}", {}),
  ("{{ [3,1,2] | first }} {{ [3,1,2] | last }} {{ 'abc' | first }} {{ [1,2,3] | join }} {{ ['a','b'] | join(', ') }} {{ users | join('/', attribute='name') }}", {"users": [{"name": "x"}, {"name": "y"}]}),
  ("{{ 'aaa' | replace('a', 'b') }} {{ 'aaa' | replace('a', 'b', 2) }} {{ 'ab'.replace('', '-') }} {{ d | items | list }} {{ d | dictsort }} {{ d | dictsort(reverse=true) }}", {"d": {"b": 2, "A": 1, "c": 0}}),

@@ -106,6 +106,10 @@ TEST(Jinja, StrftimeNowUsesTheGivenClock) {
   EXPECT_EQ(Template::parse("{{ strftime_now('%d %b %Y') }}", "t").render(Json::object(), options).text, "26 Jul 2024");
 }
 
+TEST(Jinja, RunawayMacroRecursionIsAnError) {
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested deeper than 256"), std::string::npos);
+}
+
 TEST(Jinja, NamespaceRejectsUnderscoreAttributes) {
   EXPECT_NE(error_of("{% set ns = namespace() %}{% set ns._x = 1 %}").find("underscore"), std::string::npos);
 }
