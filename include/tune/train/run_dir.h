@@ -1,0 +1,26 @@
+#pragma once
+// A run directory records what produced it: the resolved config (config.json) and a manifest with
+// the sha256 of every input file, the tune and LibTorch versions and the creation time.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tune/core/json.h"
+
+namespace tune::train {
+
+struct ManifestFile {
+  std::string role;  // "config", "data", "tokenizer", "model_config", ...
+  std::filesystem::path path;
+};
+
+// {"created": ISO-8601 UTC, "tune_version", "torch_version", "config_sha256" (of config.json as
+//  written), "files": [{"role", "path", "bytes", "sha256"}]}
+Json build_manifest(const Json& resolved_config, const std::vector<ManifestFile>& files);
+
+// Creates run_dir and writes config.json and manifest.json (atomically). On a resumed run the
+// first manifest's "created" is kept and the resume time is appended to "resumed".
+void write_run_directory(const std::filesystem::path& run_dir, const Json& resolved_config,
+                         const std::vector<ManifestFile>& files);
+
+}  // namespace tune::train

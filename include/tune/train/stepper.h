@@ -1,0 +1,83 @@
+#pragma once
+// One optimizer step of any algorithm:
+//   global count -> per micro-batch: loss_sum / global count, backward -> all-reduce gradients
+//   -> clip the gradient norm -> non-finite check (skip) -> optimizer step at the scheduled lr.
+// An algorithm's loop is then: build micro-batches, call step(), log the result.
+//
+//   StepResult r = stepper.step(counts, [&](int micro) {
+//     auto lp = ops::token_logprob(model(batch[micro].input), batch[micro].labels);
+//     return StepLoss{-lp.logprob.sum()};
+//   });
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tune/core/json.h"
+#include "tune/train/communicator.h"
+#include "tune/train/schedule.h"
+
+namespace tune::train {
+
+struct StepLoss {
+  // Scalar: the SUM of the per-item losses of this micro-batch (not the mean), with its graph.
+  torch::Tensor loss_sum;
+  // Optional per-micro-batch sums to report as means over the step (e.g. "chosen_reward" summed
+  // over the pairs of a DPO micro-batch). Same keys on every micro-batch and rank.
+  std::map<std::string, double> metric_sums;
+};
+
+struct StepperConfig {
+  double max_grad_norm = 1.0;          // <= 0: no clipping (the norm is still measured)
+  int max_consecutive_skips = 5;       // non-finite steps in a row before tune::Error
+};
+
+struct StepResult {
+  int64_t step = 0;            // optimizer steps completed after this call
+  bool applied = false;        // false: skipped (non-finite, or no tokens), no update made
+  std::string skip_reason;     // why, when skipped
+  double loss = 0;             // sum of loss_sum over micro-batches and ranks / global count
+  double grad_norm = 0;        // total L2 norm before clipping
+  double lr = 0;               // learning rate the update used
+  double normalizer = 0;       // global count the loss was divided by
+  std::map<std::string, double> metrics;  // metric_sums / global count
+};
+
+class Stepper {
+ public:
+  // The optimizer's parameters are the ones clipped and all-reduced. comm defaults to local.
+  Stepper(torch::optim::Optimizer& optimizer, LrSchedule schedule, StepperConfig config = {},
+          Communicator* comm = nullptr);
+
+  // micro_counts[i]: the normaliser count of micro-batch i (label tokens, pairs, ...), known before
+  // its forward pass; micro_loss(i) runs micro-batch i's forward and returns its summed loss.
+  StepResult step(const std::vector<double>& micro_counts, const std::function<StepLoss(int micro)>& micro_loss);
+
+  int64_t steps_done() const { return step_; }
+  int consecutive_skips() const { return consecutive_skips_; }
+  int64_t total_skips() const { return total_skips_; }
+  const LrSchedule& schedule() const { return schedule_; }
+  Communicator& communicator() { return *comm_; }
+
+  // Step counters and the schedule's settings, for checkpoints. load_state restores the counters.
+  Json state() const;
+  void load_state(const Json& state);
+
+ private:
+  StepResult skip(StepResult result, const std::string& reason, bool counts_as_failure);
+
+  torch::optim::Optimizer& optimizer_;
+  LrSchedule schedule_;
+  StepperConfig config_;
+  LocalCommunicator local_;
+  Communicator* comm_;
+  std::vector<torch::Tensor> params_;
+  int64_t step_ = 0;
+  int consecutive_skips_ = 0;
+  int64_t total_skips_ = 0;
+};
+
+}  // namespace tune::train

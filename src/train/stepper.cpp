@@ -1,0 +1,143 @@
+#include "tune/train/stepper.h"
+
+#include <cmath>
+
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+#include "tune/train/loss_scale.h"
+#include "tune/train/optimizer.h"
+
+namespace tune::train {
+
+Stepper::Stepper(torch::optim::Optimizer& optimizer, LrSchedule schedule, StepperConfig config, Communicator* comm)
+    : optimizer_(optimizer),
+      schedule_(std::move(schedule)),
+      config_(config),
+      comm_(comm ? comm : &local_),
+      params_(optimizer_parameters(optimizer)) {
+  TUNE_CHECK(config_.max_consecutive_skips >= 1, "max_consecutive_skips must be >= 1, got ",
+             config_.max_consecutive_skips);
+}
+
+StepResult Stepper::step(const std::vector<double>& micro_counts, const std::function<StepLoss(int micro)>& micro_loss) {
+  TUNE_CHECK(!micro_counts.empty(), "optimizer step ", step_, ": no micro-batches");
+  StepResult r;
+  r.step = step_;
+  r.lr = schedule_.lr_at(step_);
+  optimizer_.zero_grad(/*set_to_none=*/true);
+
+  r.normalizer = global_normalizer(micro_counts, *comm_);
+  if (r.normalizer <= 0) {
+    // Every rank sees the same global count, so all of them skip together.
+    return skip(r, "no label tokens in any micro-batch of this step (all labels masked?)", false);
+  }
+  const double scale = 1.0 / r.normalizer;
+
+  torch::Tensor loss_sum;  // float64 scalar, detached
+  std::vector<std::string> metric_names;
+  std::vector<double> metric_sums;
+  for (int i = 0; i < static_cast<int>(micro_counts.size()); ++i) {
+    StepLoss l = micro_loss(i);
+    TUNE_CHECK(l.loss_sum.defined() && l.loss_sum.numel() == 1, "optimizer step ", step_, ", micro-batch ", i,
+               ": the loss must be a scalar tensor (the summed loss of the micro-batch)");
+    if (l.loss_sum.requires_grad()) (l.loss_sum * scale).backward();
+    torch::Tensor d = l.loss_sum.detach().to(torch::kFloat64).reshape({});
+    loss_sum = loss_sum.defined() ? loss_sum + d : d;
+    if (i == 0) {
+      for (const auto& [k, v] : l.metric_sums) {
+        metric_names.push_back(k);
+        metric_sums.push_back(v);
+      }
+    } else {
+      TUNE_CHECK(l.metric_sums.size() == metric_names.size(), "optimizer step ", step_, ", micro-batch ", i,
+                 ": metric keys differ from micro-batch 0");
+      size_t j = 0;
+      for (const auto& [k, v] : l.metric_sums) {
+        TUNE_CHECK(k == metric_names[j], "optimizer step ", step_, ", micro-batch ", i, ": unexpected metric '", k, "'");
+        metric_sums[j++] += v;
+      }
+    }
+  }
+
+  // One all-reduce for the loss and metric sums, one for the gradients (local: nothing to do).
+  std::vector<double> stats{loss_sum.item<double>()};
+  stats.insert(stats.end(), metric_sums.begin(), metric_sums.end());
+  if (comm_->world_size() > 1) {
+    std::vector<torch::Tensor> t{torch::tensor(stats, torch::kFloat64)};
+    comm_->all_reduce_sum(t);
+    for (size_t j = 0; j < stats.size(); ++j) stats[j] = t[0][static_cast<int64_t>(j)].item<double>();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : params_) {
+      // A parameter this rank did not use still takes part: the lists must match on every rank.
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    comm_->all_reduce_sum(grads);
+  }
+  r.loss = stats[0] * scale;
+  for (size_t j = 0; j < metric_names.size(); ++j) r.metrics[metric_names[j]] = stats[j + 1] * scale;
+
+  // The norm before clipping; max_norm <= 0 measures without clipping (a factor of 1).
+  const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
+  r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
+    return skip(r, tune::str("non-finite ", !std::isfinite(r.loss) ? "loss" : "gradient norm", " (loss ", r.loss,
+                       ", grad norm ", r.grad_norm, ")"),
+                true);
+
+  set_learning_rate(optimizer_, r.lr);
+  optimizer_.step();
+  optimizer_.zero_grad(/*set_to_none=*/true);
+  ++step_;
+  consecutive_skips_ = 0;
+  r.step = step_;
+  r.applied = true;
+  return r;
+}
+
+StepResult Stepper::skip(StepResult r, const std::string& reason, bool counts_as_failure) {
+  optimizer_.zero_grad(/*set_to_none=*/true);
+  r.applied = false;
+  r.skip_reason = reason;
+  if (counts_as_failure) {
+    ++consecutive_skips_;
+    ++total_skips_;
+    if (consecutive_skips_ >= config_.max_consecutive_skips)
+      fail("training diverged: ", consecutive_skips_, " optimizer steps in a row were skipped at step ", step_,
+           ", last because of a ", reason, ". Lower the learning rate, check the data for empty or broken samples, "
+           "or train in float32 (max_consecutive_skips = ", config_.max_consecutive_skips, ")");
+  }
+  log::warn("optimizer step ", step_, " skipped: ", reason,
+            counts_as_failure ? tune::str(" (", consecutive_skips_, " in a row)") : std::string());
+  return r;
+}
+
+Json Stepper::state() const {
+  const auto& c = schedule_.config();
+  return Json{{"step", step_},
+              {"consecutive_skips", consecutive_skips_},
+              {"total_skips", total_skips_},
+              {"schedule",
+               {{"kind", std::string(schedule_kind_name(c.kind))},
+                {"base_lr", schedule_.base_lr()},
+                {"total_steps", schedule_.total_steps()},
+                {"warmup_steps", schedule_.warmup_steps()},
+                {"min_lr_ratio", c.min_lr_ratio}}}};
+}
+
+void Stepper::load_state(const Json& state) {
+  try {
+    step_ = state.at("step").get<int64_t>();
+    consecutive_skips_ = state.at("consecutive_skips").get<int>();
+    total_skips_ = state.at("total_skips").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("checkpoint stepper state is incomplete: ", e.what());
+  }
+  Json now = this->state().at("schedule");
+  if (state.contains("schedule") && state.at("schedule") != now)
+    log::warn("resuming with a different learning-rate schedule: checkpoint ", state.at("schedule").dump(), ", now ",
+              now.dump());
+}
+
+}  // namespace tune::train
