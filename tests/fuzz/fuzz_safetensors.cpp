@@ -291,12 +291,26 @@ std::string build_file(FuzzedDataProvider& in) {
   return file;
 }
 
+// TUNE_FUZZ_DUMP=<dir> writes every decoded file there (run with -runs=0 over a corpus), for the
+// differential check against the reference library (tests/fuzz/differential.py).
+void dump(const std::string& file) {
+  static const char* dir = std::getenv("TUNE_FUZZ_DUMP");
+  static long counter = 0;
+  if (!dir) return;
+  std::string path = std::string(dir) + "/decoded-" + std::to_string(counter++);
+  if (FILE* f = std::fopen(path.c_str(), "wb")) {
+    std::fwrite(file.data(), 1, file.size(), f);
+    std::fclose(f);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try_parse(std::span<const uint8_t>(data, size), false);
   FuzzedDataProvider recipe(data, size);
   std::string file = build_file(recipe);
+  dump(file);
   try_parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()), true);
   return 0;
 }

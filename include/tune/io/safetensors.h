@@ -40,7 +40,10 @@ struct TensorInfo {
 // by data() are valid until it is destroyed. Move-only.
 class SafetensorsFile {
  public:
-  // Maps and validates a file. Errors (tune::Error) name the file and the check that failed.
+  // Maps and validates a file. Errors (tune::Error) read
+  //   "<file>: invalid safetensors file: <problem> (<reference error name>)"
+  // with the reference library's check names (HeaderTooLarge, InvalidOffset, ...; docs/safetensors.md).
+  // Stricter than the reference: duplicate tensor names and unknown entry fields are rejected.
   static SafetensorsFile open(const std::filesystem::path& path);
   // Validates bytes already in memory (not copied: they must outlive the object). `origin` names
   // them in errors. Used by the fuzzer.
@@ -77,10 +80,13 @@ struct TensorBytes {
 
 // Serialises exactly like the reference writer: tensors ordered by dtype (descending, as the
 // reference does) then name, compact JSON with __metadata__ first, header padded with spaces to a
-// multiple of 8. Throws on duplicate names or a byte count that does not match dtype x shape.
+// multiple of 8. An empty metadata map writes no __metadata__ key (pass {{"format","pt"}} for HF).
+// Metadata keys are written sorted (the reference's order is random beyond one key).
+// Throws on duplicate names, the name "__metadata__", or a byte count that does not match
+// dtype x shape (sub-byte tensors must fill whole bytes).
 std::string serialize_safetensors(const std::vector<TensorBytes>& tensors,
                                   const std::map<std::string, std::string>& metadata);
-// serialize + write to a temporary name + rename.
+// The same bytes, streamed from the caller's buffers to a temporary sibling, fsynced, renamed.
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
