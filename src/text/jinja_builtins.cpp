@@ -302,7 +302,9 @@ size_t py_len(const Value& v) {
   switch (v.kind) {
     case Value::Kind::Undefined: return 0;
     case Value::Kind::String: return utf8_decode(v.s).size();
-    case Value::Kind::List: return v.list->items.size();
+    case Value::Kind::List:
+      if (v.list->lazy) fail("object of type 'generator' has no len()");
+      return v.list->items.size();
     case Value::Kind::Dict: return v.dict->items.size();
     default: fail(str("object of type '", type_name(v), "' has no len()"));
   }
@@ -365,12 +367,13 @@ Value select_like(const std::string& filter, const Value& seq, CallArgs& a) {
   Value test = a.positional.size() > pos ? a.positional[pos++] : Value();
   std::vector<Value> extra(a.positional.begin() + std::min(pos, a.positional.size()), a.positional.end());
   std::vector<Value> out;
+  if (!seq.truthy()) return Value::new_generator({});  // jinja2 skips falsy input (None) without iterating
   for (const Value& item : iterate(seq)) {
     Value subject = by_attr ? attr_path(item, attribute) : item;
     bool ok = test.is_undefined() ? subject.truthy() : call_test(to_str(test), subject, extra);
     if (ok == keep_if) out.push_back(item);
   }
-  return Value::new_list(std::move(out));
+  return Value::new_generator(std::move(out));
 }
 
 std::string indent_text(const std::string& s, const Value& width, bool first, bool blank) {
@@ -420,7 +423,13 @@ bool is_known_test(const std::string& name) { return test_names().count(name) > 
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind) {
     case Value::Kind::Undefined: return {};
-    case Value::Kind::List: return v.list->items;
+    case Value::Kind::List:
+      if (v.list->lazy) {  // single pass: a second one sees nothing
+        std::vector<Value> out;
+        out.swap(v.list->items);
+        return out;
+      }
+      return v.list->items;
     case Value::Kind::Dict: {
       std::vector<Value> keys;
       for (const auto& kv : v.dict->items) keys.push_back(Value::string(kv.first));
@@ -465,6 +474,8 @@ Value get_item(const Value& obj, const Value& key) {
       }
       return Value::undefined(str("'", type_name(obj), " object' has no attribute ", to_repr(key)));
     case Value::Kind::List:
+      if (obj.list->lazy) return Value::undefined("'generator' object is not subscriptable");
+      [[fallthrough]];
     case Value::Kind::String:
       if (key.kind == Value::Kind::Int || key.kind == Value::Kind::Bool) {
         int64_t k = key.kind == Value::Kind::Bool ? key.b : key.i;
@@ -489,7 +500,7 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value make_slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
   if (obj.is_undefined()) undefined_error(obj);
-  if (!obj.is_list() && !obj.is_string()) fail(str("'", type_name(obj), "' object is not subscriptable"));
+  if ((!obj.is_list() || obj.list->lazy) && !obj.is_string()) fail(str("'", type_name(obj), "' object is not subscriptable"));
   U32 text;
   int64_t len;
   if (obj.is_string()) {
@@ -527,7 +538,7 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "mapping") return v.kind == K::Dict && !v.dict->is_namespace && !v.dict->is_loop;
   if (name == "iterable") return v.kind == K::Undefined || v.kind == K::String || v.kind == K::List || v.kind == K::Dict;
   if (name == "sequence")
-    return v.kind == K::Undefined || v.kind == K::String || v.kind == K::List ||
+    return v.kind == K::Undefined || v.kind == K::String || (v.kind == K::List && !v.list->lazy) ||
            (v.kind == K::Dict && !v.dict->is_namespace && !v.dict->is_loop);
   if (name == "callable") return v.kind == K::Func;
   Value other = a.get(0, "other");
@@ -550,14 +561,16 @@ bool apply_test(const std::string& name, const Value& v, CallArgs& a) {
       if (equals(x, v)) return true;
     return other.is_string() && v.is_string() && other.s.find(v.s) != std::string::npos;
   }
-  if (name == "odd" || name == "even") {
-    int64_t x = as_int(v, "value");
-    return ((x % 2 + 2) % 2 == 1) == (name == "odd");
-  }
-  if (name == "divisibleby") {
-    int64_t x = as_int(v, "value"), d = as_int(other, "divisor");
+  if (name == "odd" || name == "even" || name == "divisibleby") {
+    // value % n, compared as Python does (floats included).
+    Value divisor = name == "divisibleby" ? other : Value::integer(2);
+    if (!v.is_number() || !divisor.is_number()) fail(str("unsupported operand type(s) for %: '", type_name(v), "' and '", type_name(divisor), "'"));
+    double x = v.as_double(), d = divisor.as_double();
     if (d == 0) fail("integer division or modulo by zero");
-    return x % d == 0;
+    double m = std::fmod(x, d);
+    if (m != 0 && ((d < 0) != (m < 0))) m += d;
+    if (name == "divisibleby") return m == 0;
+    return (m == 1) == (name == "odd");
   }
   if (name == "lower" || name == "upper") {
     CallArgs none;
@@ -609,6 +622,13 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     Value o = a.get(0, "old"), n = a.get(1, "new"), c = a.get(2, "count");
     return Value::string(py_replace(to_str(v), to_str(o), to_str(n), c.is_undefined() || c.is_none() ? -1 : as_int(c, "count")));
   }
+  if (name == "first" && v.is_list() && v.list->lazy) {
+    if (v.list->items.empty()) return Value::undefined("No first item, sequence was empty.");
+    Value head = v.list->items.front();
+    v.list->items.erase(v.list->items.begin());  // next(iter(generator)) consumes it
+    return head;
+  }
+  if (name == "last" && v.is_list() && v.list->lazy) fail("'generator' object is not reversible");
   if (name == "first" || name == "last") {
     std::vector<Value> items = iterate(v);
     if (items.empty()) return Value::undefined(str("No ", name, " item, sequence was empty."));
@@ -626,9 +646,9 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     return Value::string(out);
   }
   if (name == "items") {
-    if (v.is_undefined()) return Value::new_list();
+    if (v.is_undefined()) return Value::new_generator({});
     if (!v.is_dict()) fail(str("Can only get item pairs from a mapping, not '", type_name(v), "'"));
-    return items_of(v);
+    return Value::new_generator(items_of(v).list->items);
   }
   if (name == "dictsort") {
     if (!v.is_dict()) fail("dictsort expects a mapping");
@@ -651,22 +671,24 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
   if (name == "list") return Value::new_list(iterate(v));
   if (name == "map") {
     std::vector<Value> out;
+    if (!v.truthy()) return Value::new_generator({});  // as select_or_reject: falsy input maps to nothing
     if (const Value* attribute = a.keyword_arg("attribute")) {
       const Value* dflt = a.keyword_arg("default");
       for (const Value& item : iterate(v)) {
         Value x = attr_path(item, *attribute);
         out.push_back(x.is_undefined() && dflt ? *dflt : x);
       }
-      return Value::new_list(std::move(out));
+      return Value::new_generator(std::move(out));
     }
     if (a.positional.empty()) fail("map requires a filter name or attribute=");
     std::string filter = to_str(a.positional[0]);
     std::vector<Value> extra(a.positional.begin() + 1, a.positional.end());
     for (const Value& item : iterate(v)) out.push_back(call_filter(filter, item, extra));
-    return Value::new_list(std::move(out));
+    return Value::new_generator(std::move(out));
   }
   if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr")
     return select_like(name, v, a);
+  if ((name == "int" || name == "float") && v.is_undefined()) undefined_error(v);
   if (name == "int") {
     Value dflt = a.get(0, "default");
     Value fallback = dflt.is_undefined() ? Value::integer(0) : dflt;
@@ -729,7 +751,7 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
           out.push_back(x);
         }
       }
-      return Value::new_list(std::move(out));
+      return Value::new_generator(std::move(out));
     }
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
       int c = compare(key(x), key(y), "<");
@@ -745,9 +767,11 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
       std::reverse(t.begin(), t.end());
       return Value::string(utf8_encode(t));
     }
+    bool was_lazy = v.is_list() && v.list->lazy;
     std::vector<Value> items = iterate(v);
     std::reverse(items.begin(), items.end());
-    return Value::new_list(std::move(items));
+    // reversed(list) is an iterator; a generator is listed first (jinja2's fallback).
+    return was_lazy ? Value::new_list(std::move(items)) : Value::new_generator(std::move(items));
   }
   if (name == "sum") {
     Value attribute = a.get(0, "attribute"), start = a.get(1, "start");
@@ -761,9 +785,22 @@ Value apply_filter(const std::string& name, const Value& v, CallArgs& a) {
     }
     return total;
   }
+  if (name == "indent" && !v.is_string())
+    fail(str("unsupported operand type(s) for +=: '", type_name(v), "' and 'str'"));
   if (name == "indent")
     return Value::string(indent_text(to_str(v), a.get(0, "width"), a.get(1, "first").truthy(), a.get(2, "blank").truthy()));
-  if (name == "wordcount") return Value::integer(static_cast<int64_t>(py_split(to_str(v), Value::none(), -1).size()));
+  if (name == "wordcount") {  // runs of \w (letters, digits, underscore)
+    int64_t words = 0;
+    bool in_word = false;
+    for (char32_t c : utf8_decode(to_str(v))) {
+      auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+      bool w = c == '_' || (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+               (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+      if (w && !in_word) ++words;
+      in_word = w;
+    }
+    return Value::integer(words);
+  }
   fail(str("unsupported filter '", name, "'"));
 }
 

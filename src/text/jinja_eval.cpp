@@ -447,7 +447,7 @@ class Renderer {
           throw EvalError(str("'in <string>' requires string as left operand, not ", type_name(item)));
         return container.s.find(item.s) != std::string::npos;
       case Value::Kind::List:
-        for (const Value& v : container.list->items)
+        for (const Value& v : iterate(container))
           if (equals(v, item)) return true;
         return false;
       case Value::Kind::Dict:
@@ -464,7 +464,7 @@ class Renderer {
     if (op == "+") {
       if (l.is_string() && r.is_string()) return Value::string(l.s + r.s);
       if (l.is_string()) throw EvalError(str("can only concatenate str (not \"", type_name(r), "\") to str"));
-      if (l.is_list() && r.is_list() && l.list->tuple == r.list->tuple) {
+      if (l.is_list() && r.is_list() && l.list->tuple == r.list->tuple && !l.list->lazy && !r.list->lazy) {
         std::vector<Value> items = l.list->items;
         items.insert(items.end(), r.list->items.begin(), r.list->items.end());
         return Value::new_list(std::move(items), l.list->tuple);
@@ -472,7 +472,8 @@ class Renderer {
       if (l.is_list()) throw EvalError(str("can only concatenate list (not \"", type_name(r), "\") to list"));
     }
     if (op == "*") {
-      const Value* seq = l.is_string() || l.is_list() ? &l : r.is_string() || r.is_list() ? &r : nullptr;
+      auto repeatable = [](const Value& v) { return v.is_string() || (v.is_list() && !v.list->lazy); };
+      const Value* seq = repeatable(l) ? &l : repeatable(r) ? &r : nullptr;
       const Value* count = seq == &l ? &r : &l;
       if (seq && (count->kind == Value::Kind::Int || count->kind == Value::Kind::Bool)) {
         int64_t n = count->kind == Value::Kind::Bool ? count->b : count->i;
@@ -510,8 +511,14 @@ class Renderer {
         return Value::integer(op == "//" ? q : m);
       }
       if (y == 0) throw EvalError("float division by zero");
-      double q = std::floor(x / y);
-      return Value::number(op == "//" ? q : x - q * y);
+      if (op == "//") return Value::number(std::floor(x / y));
+      double m = std::fmod(x, y);  // Python: the result takes the divisor's sign
+      if (m != 0) {
+        if ((y < 0) != (m < 0)) m += y;
+      } else {
+        m = std::copysign(0.0, y);
+      }
+      return Value::number(m);
     }
     if (op == "**") {
       if (ints && b >= 0) {

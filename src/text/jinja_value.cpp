@@ -84,7 +84,7 @@ bool Value::truthy() const {
     case Kind::Int: return i != 0;
     case Kind::Float: return f != 0.0;
     case Kind::String: return !s.empty();
-    case Kind::List: return !list->items.empty();
+    case Kind::List: return list->lazy || !list->items.empty();
     case Kind::Dict: return dict->is_namespace || dict->is_loop || !dict->items.empty();
     case Kind::Func: return true;
   }
@@ -120,7 +120,7 @@ std::string type_name(const Value& v) {
     case Value::Kind::Int: return "int";
     case Value::Kind::Float: return "float";
     case Value::Kind::String: return "str";
-    case Value::Kind::List: return v.list->tuple ? "tuple" : "list";
+    case Value::Kind::List: return v.list->lazy ? "generator" : v.list->tuple ? "tuple" : "list";
     case Value::Kind::Dict: return v.dict->is_namespace ? "Namespace" : v.dict->is_loop ? "LoopContext" : "dict";
     case Value::Kind::Func: return "function";
   }
@@ -308,6 +308,7 @@ void json_write(std::string& out, const Value& v, const JsonStyle& style, int le
       return;
     case Value::Kind::String: json_string(out, v.s, style.ensure_ascii); return;
     case Value::Kind::List: {
+      if (v.list->lazy) throw Error("Object of type generator is not JSON serializable");
       if (v.list->items.empty()) { out += "[]"; return; }
       out += '[';
       bool first = true;
@@ -358,6 +359,7 @@ std::string to_repr(const Value& v) {
   switch (v.kind) {
     case Value::Kind::String: return repr_string(v.s);
     case Value::Kind::List: {
+      if (v.list->lazy) return "<generator object>";
       std::string out = v.list->tuple ? "(" : "[";
       for (size_t k = 0; k < v.list->items.size(); ++k) {
         if (k) out += ", ";
@@ -405,6 +407,7 @@ bool equals(const Value& a, const Value& b) {
     case Value::Kind::None: return true;
     case Value::Kind::String: return a.s == b.s;
     case Value::Kind::List: {
+      if (a.list->lazy || b.list->lazy) return a.list == b.list;
       if (a.list->tuple != b.list->tuple || a.list->items.size() != b.list->items.size()) return false;
       for (size_t k = 0; k < a.list->items.size(); ++k)
         if (!equals(a.list->items[k], b.list->items[k])) return false;
@@ -435,7 +438,7 @@ int compare(const Value& a, const Value& b, std::string_view op) {
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;  // UTF-8 keeps code point order
-  if (a.is_list() && b.is_list() && a.list->tuple == b.list->tuple) {
+  if (a.is_list() && b.is_list() && a.list->tuple == b.list->tuple && !a.list->lazy && !b.list->lazy) {
     size_t n = std::min(a.list->items.size(), b.list->items.size());
     for (size_t k = 0; k < n; ++k) {
       if (equals(a.list->items[k], b.list->items[k])) continue;

@@ -22,6 +22,9 @@ using Function = std::function<Value(CallArgs&)>;
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;  // prints as (a, b)
+  // A Python generator (what map/select/unique/reverse return in jinja2): always truthy, has no
+  // len(), cannot be indexed, and the first pass over it consumes it.
+  bool lazy = false;
 };
 
 struct DictData {
@@ -51,6 +54,11 @@ struct Value {
   static Value number(double x) { Value v; v.kind = Kind::Float; v.f = x; return v; }
   static Value string(std::string x) { Value v; v.kind = Kind::String; v.s = std::move(x); return v; }
   static Value new_list(std::vector<Value> items = {}, bool tuple = false);
+  static Value new_generator(std::vector<Value> items) {
+    Value v = new_list(std::move(items));
+    v.list->lazy = true;
+    return v;
+  }
   static Value new_dict();
   static Value function(Function f);
   static Value from_json(const Json& j);

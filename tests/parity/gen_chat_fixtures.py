@@ -183,8 +183,11 @@ SNIPPETS = [
  ("{{ 'aaa' | replace('a', 'b') }} {{ 'aaa' | replace('a', 'b', 2) }} {{ 'ab'.replace('', '-') }} {{ d | items | list }} {{ d | dictsort }} {{ d | dictsort(reverse=true) }}", {"d": {"b": 2, "A": 1, "c": 0}}),
  ("{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }} {{ ms | rejectattr('role', 'eq', 'user') | list | length }} {{ ms | map(attribute='missing', default='?') | join }} {{ ms | selectattr('flag') | list | length }}", {"ms": [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1", "flag": True}, {"role": "user", "content": "u2"}]}),
  ("{{ ['a','B'] | map('upper') | list }} {{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3] | reject('equalto', 2) | list }} {{ 'ab' | list }} {{ {'k': 1} | list }}", {}),
+ ("{{ 2.0 is even }} {{ 3.5 is odd }} {{ 4.5 is divisibleby 1.5 }} {{ 3.0 % -3 }} {{ -1.5 % 2 }} {{ 5.5 // 2 }}", {}),
+ ("{% set g = ms | selectattr('role', 'equalto', 'user') %}{% if ms | selectattr('role', 'equalto', 'none') %}truthy{% endif %}{{ g | first }}{{ g | list | length }}{% for m in g %}{{ m }}{% endfor %}", {"ms": [{"role": "user", "content": "u1"}, {"role": "user", "content": "u2"}]}),
+ ("{{ [] | map('upper') is sequence }} {{ [1] | reverse | join }} {{ none | selectattr('x') | list }} {{ (u | items | list) }}", {}),
  ("{{ '42' | int }} {{ '4.7' | int }} {{ 'x' | int }} {{ 'x' | int(7) }} {{ 3.9 | int }} {{ '2.5' | float }} {{ 2 | float }} {{ -3 | abs }} {{ [3, 1, 2] | sort }} {{ ['b', 'A', 'c'] | sort(reverse=true) }} {{ [1, 1, 2] | unique | list }}", {}),
- ("{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(2, true) }}|{{ 'x' | safe }}|{{ [1, 5, 2] | max }} {{ [1, 5, 2] | min }} {{ [1, 2] | sum }} {{ 'one two  three' | wordcount }} {{ [1, 2] | reverse | list }}", {}),
+ ("{{ 'a\\nb\\n\\nc' | indent(2) }}|{{ 'a\\nb' | indent(2, true) }}|{{ 'x' | safe }}|{{ [1, 5, 2] | max }} {{ [1, 5, 2] | min }} {{ [1, 2] | sum }} {{ 'one two  three' | wordcount }} {{ 'a,b,,c_d' | wordcount }} {{ [1, 2] | reverse | list }}", {}),
  # tests
  ("{{ x is defined }} {{ y is undefined }} {{ none is none }} {{ 1 is number }} {{ true is number }} {{ 1 is integer }} {{ true is integer }} {{ 1.0 is float }} {{ true is boolean }} {{ false is false }} {{ 1 is true }}", {"x": 1}),
  ("{{ 's' is string }} {{ {} is mapping }} {{ [] is mapping }} {{ 's' is iterable }} {{ 1 is iterable }} {{ {} is sequence }} {{ 's' is sequence }} {{ u is sequence }} {{ u is iterable }} {{ ns is mapping }}", {}),
