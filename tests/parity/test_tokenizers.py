@@ -12,6 +12,7 @@ import inspect
 import random
 import subprocess
 import unicodedata
+import warnings
 
 import pytest
 
@@ -72,14 +73,23 @@ def random_codepoints(rng, n):
 def build_corpus(seed=20240611, min_bytes=MIN_CORPUS_BYTES):
     """A list of documents (str), deterministic for a seed, at least min_bytes of UTF-8."""
     rng = random.Random(seed)
-    prose = []  # docstrings, not pydoc pages: those show data values such as os.environ
+    # Docstrings, not pydoc pages (those show data values such as os.environ), and only of members
+    # defined in the module itself: a package's attributes depend on which submodules were imported.
+    prose = []
     for name in STDLIB_MODULES:
         module = __import__(name, fromlist=["_"])
-        for member in [module] + [getattr(module, m, None) for m in sorted(dir(module)) if not m.startswith("_")]:
-            doc = inspect.getdoc(member) if (inspect.isroutine(member) or inspect.isclass(member)
-                                             or inspect.ismodule(member)) else None
-            if doc and len(doc) > 40:
-                prose.append(doc)
+        members = [module]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for attr in sorted(vars(module)):
+                member = vars(module)[attr]
+                if not attr.startswith("_") and (inspect.isroutine(member) or inspect.isclass(member)) \
+                        and getattr(member, "__module__", None) == module.__name__:
+                    members.append(member)
+            for member in members:
+                doc = inspect.getdoc(member)
+                if doc and len(doc) > 40:
+                    prose.append(doc)
     code = []
     for name in ["json.decoder", "textwrap", "heapq", "bisect", "string", "statistics"]:
         module = __import__(name, fromlist=["_"])
