@@ -145,7 +145,6 @@ JsonTokenizer::JsonTokenizer(const pipeline::SpecJson& spec, const std::string& 
       AddedToken token;
       token.id = t.at("id").get<int32_t>();
       token.content = t.at("content").get<std::string>();
-      token.original = token.content;
       token.single_word = t.value("single_word", false);
       token.lstrip = t.value("lstrip", false);
       token.rstrip = t.value("rstrip", false);
@@ -160,7 +159,10 @@ JsonTokenizer::JsonTokenizer(const pipeline::SpecJson& spec, const std::string& 
     added_by_id_[added_[i].id] = i;
     AddedToken& token = added_[i];
     if (token.normalized) {
-      if (normalizer_) token.content = normalizer_->normalize(token.content);
+      if (normalizer_) {
+        token.content = normalizer_->normalize(token.content);
+        added_by_content_.try_emplace(token.content, token.id);
+      }
       normalized_matcher_.add(&token);
     } else {
       raw_matcher_.add(&token);
@@ -231,7 +233,7 @@ std::string JsonTokenizer::decode(std::span<const int32_t> ids, bool skip_specia
     if (added != added_by_id_.end()) {
       const AddedToken& t = added_[added->second];
       if (skip_special_tokens && t.special) continue;
-      tokens.push_back(t.original);
+      tokens.push_back(t.content);
       continue;
     }
     if (const std::string* token = model_->id_to_token(id)) tokens.push_back(*token);
@@ -251,7 +253,7 @@ std::optional<int32_t> JsonTokenizer::token_to_id(std::string_view token) const 
 
 std::string JsonTokenizer::id_to_token(int32_t id) const {
   auto added = added_by_id_.find(id);
-  if (added != added_by_id_.end()) return added_[added->second].original;
+  if (added != added_by_id_.end()) return added_[added->second].content;
   const std::string* token = model_->id_to_token(id);
   return token ? *token : std::string();
 }

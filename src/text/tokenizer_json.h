@@ -27,8 +27,9 @@ class JsonTokenizer : public Tokenizer {
 
   struct AddedToken {
     int32_t id = 0;
-    std::string content;   // for normalized tokens: the normalized content (what is matched)
-    std::string original;  // as written in the file (what decode shows)
+    // For normalized tokens the normalized content: what is matched, and (as in the reference)
+    // what id_to_token and decode show.
+    std::string content;
     bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
   };
 

@@ -146,6 +146,23 @@ TEST(TokenizerPipeline, AddedTokensLeftmostLongestWithStripFlags) {
   EXPECT_EQ(tok->vocab_size(), 24);
 }
 
+TEST(TokenizerPipeline, NormalizedAddedTokensMatchAfterNormalization) {
+  // Expected ids from the Python tokenizers library on the same spec.
+  Json spec = byte_level_spec();
+  spec["normalizer"] = {{"type", "Lowercase"}};
+  spec["added_tokens"] = Json::array(
+      {Json{{"id", 9}, {"content", "HeLLo"}, {"normalized", true}, {"special", false}},
+       Json{{"id", 10}, {"content", "W"}, {"normalized", false}, {"special", false}}});
+  auto tok = Tokenizer::from_json(spec);
+  EXPECT_EQ(tok->encode("HELLO world"), ids({9, 7, 4, 3, 5, 2, 6}));
+  EXPECT_EQ(tok->encode("oh hello!"), ids({3, 0, 7, 9, 8}));
+  // Unnormalized tokens match the raw text, before lowercasing.
+  EXPECT_EQ(tok->encode("WORLD W"), ids({10, 3, 5, 2, 6, 7, 10}));
+  // The reference shows a normalized token in its normalized form.
+  EXPECT_EQ(tok->id_to_token(9), "hello");
+  EXPECT_EQ(tok->decode(ids({9, 0})), "helloh");
+}
+
 TEST(TokenizerPipeline, MetaspaceFallbackPipelineLikeLlama2) {
   // Llama 2's converted form: Prepend(▁) + Replace(" " -> ▁), BPE with byte fallback,
   // decoder Replace(▁ -> " "), ByteFallback, Fuse, Strip(" ", 1, 0).
