@@ -22,12 +22,15 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
     TUNE_CHECK(id >= 0, "BPE vocab: negative id for token '", token, "'");
     id_to_token_[static_cast<size_t>(id)] = token;
   }
-  ascii_ids_.fill(-1);
-  for (int c = 0; c < 128; ++c) {
-    auto it = vocab_.find(std::string(1, static_cast<char>(c)));
-    if (it != vocab_.end()) ascii_ids_[static_cast<size_t>(c)] = it->second;
+  char_ids_.fill(-1);
+  for (char32_t c = 0; c < char_ids_.size(); ++c) {
+    auto it = vocab_.find(unicode::utf8(c));
+    if (it != vocab_.end()) char_ids_[c] = it->second;
   }
-  merges_.reserve(merges.size());
+  size_t capacity = 16;
+  while (capacity < merges.size() * 2) capacity <<= 1;
+  merge_table_.assign(capacity, MergeSlot{});
+  merge_mask_ = capacity - 1;
   const std::string& prefix = options_.continuing_subword_prefix;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
@@ -39,7 +42,7 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
     auto im = vocab_.find(merged);
     TUNE_CHECK(im != vocab_.end(), "BPE merge ", rank, ": result '", merged, "' is not in the vocab");
     // A repeated pair keeps its last rank, as a map built in file order does.
-    merges_.insert_or_assign(pair_key(ia->second, ib->second), MergeTarget{static_cast<uint32_t>(rank), im->second});
+    insert_merge(pair_key(ia->second, ib->second), MergeTarget{static_cast<uint32_t>(rank), im->second});
   }
   if (options_.unk_token) {
     auto it = vocab_.find(*options_.unk_token);
@@ -48,11 +51,46 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
   }
 }
 
+namespace {
+uint64_t mix(uint64_t key) {  // splitmix64 finalizer
+  key ^= key >> 30;
+  key *= 0xbf58476d1ce4e5b9ULL;
+  key ^= key >> 27;
+  key *= 0x94d049bb133111ebULL;
+  return key ^ (key >> 31);
+}
+}  // namespace
+
+void BpeModel::insert_merge(uint64_t key, MergeTarget target) {
+  for (uint64_t i = mix(key) & merge_mask_;; i = (i + 1) & merge_mask_) {
+    MergeSlot& slot = merge_table_[i];
+    if (slot.key == kEmptyKey || slot.key == key) {
+      slot.key = key;
+      slot.target = target;
+      return;
+    }
+  }
+}
+
+const BpeModel::MergeTarget* BpeModel::find_merge(int32_t a, int32_t b) const {
+  const uint64_t key = pair_key(a, b);
+  for (uint64_t i = mix(key) & merge_mask_;; i = (i + 1) & merge_mask_) {
+    const MergeSlot& slot = merge_table_[i];
+    if (slot.key == key) return &slot.target;
+    if (slot.key == kEmptyKey) return nullptr;
+  }
+}
+
 std::optional<int32_t> BpeModel::lookup(std::string_view piece) const {
-  if (piece.size() == 1 && static_cast<unsigned char>(piece[0]) < 128) {
-    int32_t id = ascii_ids_[static_cast<unsigned char>(piece[0])];
-    if (id < 0) return std::nullopt;
-    return id;
+  // One character below U+0200: a table instead of hashing a string.
+  if (!piece.empty() && piece.size() <= 2 && unicode::utf8_length(static_cast<unsigned char>(piece[0])) == piece.size()) {
+    size_t pos = 0;
+    char32_t cp = unicode::next_codepoint(piece, pos);
+    if (pos == piece.size() && cp < char_ids_.size() && !(cp == 0xFFFD)) {
+      int32_t id = char_ids_[cp];
+      if (id < 0) return std::nullopt;
+      return id;
+    }
   }
   auto it = vocab_.find(std::string(piece));
   if (it == vocab_.end()) return std::nullopt;
@@ -174,8 +212,8 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
     if (left < 0) return;
     int32_t right = symbols[static_cast<size_t>(left)].next;
     if (right < 0) return;
-    auto it = merges_.find(pair_key(symbols[static_cast<size_t>(left)].id, symbols[static_cast<size_t>(right)].id));
-    if (it != merges_.end()) queue.push({it->second.rank, left, it->second.new_id});
+    const MergeTarget* m = find_merge(symbols[static_cast<size_t>(left)].id, symbols[static_cast<size_t>(right)].id);
+    if (m) queue.push({m->rank, left, m->new_id});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) consider(i);
   while (!queue.empty()) {
@@ -184,8 +222,8 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
     Symbol& left = symbols[static_cast<size_t>(top.pos)];
     if (!left.alive || left.next < 0) continue;
     Symbol& right = symbols[static_cast<size_t>(left.next)];
-    auto it = merges_.find(pair_key(left.id, right.id));
-    if (it == merges_.end() || it->second.new_id != top.new_id || it->second.rank != top.rank) continue;
+    const MergeTarget* m = find_merge(left.id, right.id);
+    if (!m || m->new_id != top.new_id || m->rank != top.rank) continue;
     left.id = top.new_id;
     right.alive = false;
     left.next = right.next;

@@ -49,11 +49,21 @@ class BpeModel {
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, MergeTarget> merges_;
+  // Open-addressing table of merges keyed by the pair of ids (the hot lookup of long words).
+  struct MergeSlot {
+    uint64_t key = kEmptyKey;
+    MergeTarget target{};
+  };
+  static constexpr uint64_t kEmptyKey = ~uint64_t{0};
+  std::vector<MergeSlot> merge_table_;
+  uint64_t merge_mask_ = 0;
+  const MergeTarget* find_merge(int32_t a, int32_t b) const;
+  void insert_merge(uint64_t key, MergeTarget target);
   BpeOptions options_;
   std::optional<int32_t> unk_id_;
   int32_t max_id_ = -1;
-  std::array<int32_t, 128> ascii_ids_{};  // single ASCII characters, -1 when absent
+  // Single characters below U+0200 (ASCII and the whole byte-level alphabet), -1 when absent.
+  std::array<int32_t, 512> char_ids_{};
 
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
