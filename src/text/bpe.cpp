@@ -184,10 +184,8 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
         bytes.push_back(*bid);
       }
       if (bytes.size() == ch.size()) {
-        if (pending_unk) {
-          add(*unk_id_);
-          pending_unk = false;
-        }
+        // A pending unk stays pending across byte-fallback characters and is emitted before the
+        // next in-vocab character, as the reference does.
         for (int32_t b : bytes) add(b);
         continue;
       }

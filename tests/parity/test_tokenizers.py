@@ -317,3 +317,118 @@ def test_sentencepiece_matches_reference(corpus, model):
     bad = [i for i, (a, b) in enumerate(zip(decoded, expected)) if a != b]
     assert not bad, f"{model}: decode differs for docs {bad[:10]}: ours {decoded[bad[0]][:80]!r} " \
                     f"reference {expected[bad[0]][:80]!r}"
+
+
+# ---- individual pipeline components ------------------------------------------------------------
+
+def _byte_level(use_regex=False, add_prefix_space=False):
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": False, "use_regex": use_regex}
+
+
+def _split(pattern, behavior, invert=False, regex=True):
+    return {"type": "Split", "pattern": {"Regex" if regex else "String": pattern}, "behavior": behavior,
+            "invert": invert}
+
+
+def _seq(*steps):
+    return {"type": "Sequence", "pretokenizers": list(steps)}
+
+
+SP = "\u2581"
+# (name, normalizer, pre_tokenizer, decoder) on top of the tiny tokenizer's byte-level BPE.
+BYTE_LEVEL_VARIANTS = [
+    ("gpt2_bytelevel_regex_prefix_space", None, _byte_level(True, True), _byte_level()),
+    ("split_removed", None, _seq(_split(r"\s+", "Removed"), _byte_level()), _byte_level()),
+    ("split_merged_with_previous", None, _seq(_split(r"[.,!?]", "MergedWithPrevious"), _byte_level()),
+     _byte_level()),
+    ("split_merged_with_next_string", None, _seq(_split(" ", "MergedWithNext", regex=False), _byte_level()),
+     _byte_level()),
+    ("split_contiguous_inverted", None, _seq(_split(r"\p{L}+", "Contiguous", invert=True), _byte_level()),
+     _byte_level()),
+    ("digits_grouped", None, _seq({"type": "Digits", "individual_digits": False}, _byte_level(True)),
+     _byte_level()),
+    ("digits_individual", None, _seq({"type": "Digits", "individual_digits": True}, _byte_level()),
+     _byte_level()),
+    ("whitespace", None, _seq({"type": "Whitespace"}, _byte_level()), _byte_level()),
+    ("whitespace_split", None, _seq({"type": "WhitespaceSplit"}, _byte_level()), _byte_level()),
+    ("normalizers_nfkc_lower_strip_replace",
+     {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"},
+                                           {"type": "Strip", "strip_left": True, "strip_right": True},
+                                           {"type": "Replace", "pattern": {"Regex": r"\d+"}, "content": "#"}]},
+     _byte_level(True), _byte_level()),
+    ("normalizers_nfd_nfkd", {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "NFD"}]},
+     _byte_level(True), _byte_level()),
+    ("metaspace_first_split",
+     None, _seq({"type": "Metaspace", "replacement": SP, "prepend_scheme": "first", "split": True}, _byte_level()),
+     {"type": "Sequence", "decoders": [_byte_level(),
+                                       {"type": "Metaspace", "replacement": SP, "prepend_scheme": "first",
+                                        "split": True}]}),
+    ("metaspace_always_nosplit",
+     None, _seq({"type": "Metaspace", "replacement": SP, "prepend_scheme": "always", "split": False},
+                _byte_level()),
+     {"type": "Sequence", "decoders": [_byte_level(),
+                                       {"type": "Replace", "pattern": {"String": SP}, "content": " "},
+                                       {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}),
+]
+
+
+def _tiny_spec(tiny_dir):
+    return json.loads((tiny_dir / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def _compare_spec(tmp_path, name, spec, docs):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    hf = hf_tokenizer(path)
+    theirs = [e.ids for e in hf.encode_batch(docs, add_special_tokens=False)]
+    ours = our_encode(path, docs)
+    assert_same_ids(name, docs, ours, theirs)
+    assert our_decode(path, ours) == hf.decode_batch(ours, skip_special_tokens=False), f"{name}: decode differs"
+
+
+@pytest.mark.parametrize("variant", BYTE_LEVEL_VARIANTS, ids=[v[0] for v in BYTE_LEVEL_VARIANTS])
+def test_pipeline_components_match_hf(corpus, tiny_dir, tmp_path, variant):
+    name, normalizer, pre_tokenizer, decoder = variant
+    spec = _tiny_spec(tiny_dir)
+    spec["normalizer"], spec["pre_tokenizer"], spec["decoder"] = normalizer, pre_tokenizer, decoder
+    _compare_spec(tmp_path, name, spec, corpus[::8])
+
+
+def test_byte_fallback_llama2_style_pipeline_matches_hf(corpus, tmp_path):
+    """Llama 2's converted form: Prepend + Replace normalizers, BPE with byte fallback and fused
+    unk, <s> template, Replace/ByteFallback/Fuse/Strip decoders. Characters outside the small
+    vocabulary exercise the byte fallback; the 0x7F byte token is missing to exercise <unk>."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        if b != 0x7F:
+            vocab[f"<0x{b:02X}>"] = len(vocab)
+    for c in [chr(c) for c in range(0x21, 0x7F)] + [SP, "é", "中"]:
+        vocab.setdefault(c, len(vocab))
+    merges = []
+    for a, b in [(SP, "t"), ("h", "e"), (SP + "t", "he"), ("i", "n"), (SP, "a"), ("e", "r"), (SP, "i"),
+                 (SP + "i", "n"), ("o", "n"), (SP, "o"), (SP + "o", "f"), ("a", "n"), ("an", "d"), (SP, "and")]:
+        vocab.setdefault(a + b, len(vocab))
+        merges.append([a, b])
+    spec = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True} for i, t in enumerate(["<unk>", "<s>", "</s>"])],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": SP}, {"type": "Replace", "pattern": {"String": " "}, "content": SP}]},
+        "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": SP}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+    docs = corpus[::8] + ["a\x7fb\x7f\x7fc", "\x7f"]
+    _compare_spec(tmp_path, "llama2_style", spec, docs)
+    path = tmp_path / "llama2_style.json"
+    hf = hf_tokenizer(path)
+    assert our_encode(path, docs[:20], True) == [e.ids for e in hf.encode_batch(docs[:20], add_special_tokens=True)]

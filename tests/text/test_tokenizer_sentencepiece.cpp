@@ -95,3 +95,23 @@ TEST(SentencePiece, AgreesWithLibSentencePieceInProcess) {
 #endif
 
 }  // namespace
+
+namespace {
+
+TEST(SentencePiece, IncrementalDecoderKeepsWordSpacesAndBytes) {
+  auto tok = tune::text::Tokenizer::load(kFixtures / "spm_bpe.model");
+  const std::string text = "The list of 中文 items ❤ and more";
+  auto ids = tok->encode(text);
+  tune::text::IncrementalDecoder stream(*tok);
+  std::string joined;
+  for (int32_t id : ids) {
+    std::string piece = stream.push(id);
+    EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos);
+    joined += piece;
+  }
+  joined += stream.finish();
+  EXPECT_EQ(joined, text);
+  EXPECT_EQ(joined, tok->decode(ids));
+}
+
+}  // namespace
