@@ -483,3 +483,29 @@ TEST(Safetensors, DtypeTable) {
 
 }  // namespace
 }  // namespace tune::io
+
+namespace tune::io {
+namespace {
+
+// The fuzzer's seed corpus doubles as a regression set: valid_* and ref_* files parse, bad_* files
+// are rejected with a message (crash inputs found by fuzzing are added here as bad_* files).
+TEST(SafetensorsFuzzCorpus, SeedsParseAsNamed) {
+  const auto dir = std::filesystem::path(TUNE_SOURCE_DIR) / "tests/fuzz/corpus/safetensors";
+  size_t seen = 0;
+  for (const auto& item : std::filesystem::directory_iterator(dir)) {
+    const std::string name = item.path().filename().string();
+    SCOPED_TRACE(name);
+    const std::string bytes = fs::read_file(item.path());
+    const std::string message = rejection(bytes);
+    if (name.rfind("bad_", 0) == 0) {
+      EXPECT_NE(message.find(": invalid safetensors file: "), std::string::npos) << message;
+    } else {
+      EXPECT_EQ(message, "");
+    }
+    ++seen;
+  }
+  EXPECT_GE(seen, 12u);
+}
+
+}  // namespace
+}  // namespace tune::io
