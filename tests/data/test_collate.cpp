@@ -56,9 +56,13 @@ TEST(Collate, PackedRowsRestartPositionsAndNeverCrossSamples) {
   EXPECT_TRUE(batch.packed);
   // For every label, the shifted target stays inside its sample: sample_ids[t-1] == sample_ids[t].
   auto sid = batch.sample_ids, lab = batch.labels;
-  for (int64_t bi = 0; bi < 2; ++bi)
-    for (int64_t t = 1; t < sid.size(1); ++t)
-      if (lab[bi][t].item<int64_t>() != -100) EXPECT_EQ(sid[bi][t - 1].item<int64_t>(), sid[bi][t].item<int64_t>());
+  for (int64_t bi = 0; bi < 2; ++bi) {
+    for (int64_t t = 1; t < sid.size(1); ++t) {
+      if (lab[bi][t].item<int64_t>() != -100) {
+        EXPECT_EQ(sid[bi][t - 1].item<int64_t>(), sid[bi][t].item<int64_t>());
+      }
+    }
+  }
 }
 
 TEST(Collate, PreferencePairsAreConcatenatedChosenThenRejected) {
