@@ -78,7 +78,7 @@ double check(const Case& c) {
 
 }  // namespace
 
-TEST(Attention, CausalMatchesExplicit) {
+TEST(ModelAttention, CausalMatchesExplicit) {
   Case c;
   EXPECT_FALSE(build_attention_mask({.batch = 2, .query_len = 9}).defined()) << "causal fast path expected";
   EXPECT_LT(check(c), 1e-10);
@@ -86,21 +86,21 @@ TEST(Attention, CausalMatchesExplicit) {
   EXPECT_LT(check(c), 1e-10);
 }
 
-TEST(Attention, LeftAndRightPaddingMatchExplicitWithoutNaN) {
+TEST(ModelAttention, LeftAndRightPaddingMatchExplicitWithoutNaN) {
   Case c;
   c.T = 6;
   c.padding = {{0, 0, 0, 1, 1, 1}, {1, 1, 1, 1, 0, 0}};
   EXPECT_LT(check(c), 1e-10);
 }
 
-TEST(Attention, PackedMatchesExplicit) {
+TEST(ModelAttention, PackedMatchesExplicit) {
   Case c;
   c.T = 8;
   c.samples = {{0, 0, 0, 1, 1, 2, 2, 2}, {5, 5, 5, 5, 5, 9, 9, 9}};
   EXPECT_LT(check(c), 1e-10);
 }
 
-TEST(Attention, SlidingWindowMatchesExplicit) {
+TEST(ModelAttention, SlidingWindowMatchesExplicit) {
   Case c;
   c.T = 10;
   c.window = 3;
@@ -109,7 +109,7 @@ TEST(Attention, SlidingWindowMatchesExplicit) {
   EXPECT_LT(check(c), 1e-10);
 }
 
-TEST(Attention, QueriesOverCacheMatchExplicit) {
+TEST(ModelAttention, QueriesOverCacheMatchExplicit) {
   Case c;
   c.past = 5;
   c.T = 3;
@@ -122,7 +122,7 @@ TEST(Attention, QueriesOverCacheMatchExplicit) {
   EXPECT_LT(check(c), 1e-10);
 }
 
-TEST(Attention, PackedEqualsEachSampleAlone) {
+TEST(ModelAttention, PackedEqualsEachSampleAlone) {
   torch::manual_seed(3);
   const int64_t H = 4, KV = 2, hd = 8;
   const std::vector<int64_t> lengths = {3, 5, 2};

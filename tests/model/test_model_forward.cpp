@@ -46,11 +46,11 @@ torch::Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-class PerArch : public ::testing::TestWithParam<Arch> {};
+class ModelPerArch : public ::testing::TestWithParam<Arch> {};
 
 }  // namespace
 
-TEST_P(PerArch, IncrementalDecodingMatchesFullForward) {
+TEST_P(ModelPerArch, IncrementalDecodingMatchesFullForward) {
   torch::NoGradGuard no_grad;
   // fp64 shows the logic is exact; fp32 stays within 1e-5 relative to the logit scale.
   for (auto [dtype, tol] : {std::pair{torch::kFloat64, 1e-12}, std::pair{torch::kFloat32, 1e-5}}) {
@@ -75,7 +75,7 @@ TEST_P(PerArch, IncrementalDecodingMatchesFullForward) {
   }
 }
 
-TEST_P(PerArch, LeftAndRightPaddingGiveTheUnpaddedLogits) {
+TEST_P(ModelPerArch, LeftAndRightPaddingGiveTheUnpaddedLogits) {
   torch::NoGradGuard no_grad;
   auto model = random_model(small_config(GetParam()));
   auto a = random_ids(1, 7, 97, 11);
@@ -96,7 +96,7 @@ TEST_P(PerArch, LeftAndRightPaddingGiveTheUnpaddedLogits) {
   }
 }
 
-TEST_P(PerArch, PackedSequencesEqualSeparateForwards) {
+TEST_P(ModelPerArch, PackedSequencesEqualSeparateForwards) {
   torch::NoGradGuard no_grad;
   auto model = random_model(small_config(GetParam()));
   std::vector<torch::Tensor> samples = {random_ids(1, 5, 97, 21), random_ids(1, 3, 97, 22), random_ids(1, 6, 97, 23)};
@@ -114,10 +114,10 @@ TEST_P(PerArch, PackedSequencesEqualSeparateForwards) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Model, PerArch, ::testing::Values(Arch::llama, Arch::qwen2, Arch::qwen3, Arch::mistral),
+INSTANTIATE_TEST_SUITE_P(Arch, ModelPerArch, ::testing::Values(Arch::llama, Arch::qwen2, Arch::qwen3, Arch::mistral),
                          [](const auto& info) { return std::string(arch_name(info.param)); });
 
-TEST(Generate, BatchedGreedyEqualsEachPromptAlone) {
+TEST(ModelGenerate, BatchedGreedyEqualsEachPromptAlone) {
   auto model = random_model(small_config());
   std::vector<std::vector<int32_t>> prompts = {{5, 17, 33, 2, 9, 41, 8}, {60}, {12, 13, 14, 15}};
   GenerationConfig cfg;
@@ -145,7 +145,7 @@ TEST(Generate, BatchedGreedyEqualsEachPromptAlone) {
   }
 }
 
-TEST(Generate, StopIdsEndSequencesAndTheRestContinue) {
+TEST(ModelGenerate, StopIdsEndSequencesAndTheRestContinue) {
   auto model = random_model(small_config());
   std::vector<std::vector<int32_t>> prompts = {{5, 17, 33}, {60, 61}};
   GenerationConfig cfg;
@@ -166,7 +166,7 @@ TEST(Generate, StopIdsEndSequencesAndTheRestContinue) {
   EXPECT_EQ(stopped[1].tokens, expect1);
 }
 
-TEST(Generate, SeededSamplingIsReproducibleAndTopK1IsGreedy) {
+TEST(ModelGenerate, SeededSamplingIsReproducibleAndTopK1IsGreedy) {
   auto model = random_model(small_config());
   std::vector<std::vector<int32_t>> prompts = {{5, 17, 33}, {60}};
   GenerationConfig cfg;
@@ -190,7 +190,7 @@ TEST(Generate, SeededSamplingIsReproducibleAndTopK1IsGreedy) {
   EXPECT_EQ(k1[1].tokens, g[1].tokens);
 }
 
-TEST(Sampling, TopPAndRepetitionPenaltyFollowTheirDefinitions) {
+TEST(ModelSampling, TopPAndRepetitionPenaltyFollowTheirDefinitions) {
   // probs 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps {0, 1}; top_p 0.85 keeps {0, 1, 2}.
   auto logits = torch::tensor({0.5, 0.3, 0.15, 0.05}).log().unsqueeze(0).repeat({4000, 1});
   GenerationConfig cfg;
@@ -226,7 +226,7 @@ class TestAdapter : public Adapter {
 
 }  // namespace
 
-TEST(Adapters, SlotsAreNamedAndDisabledByTheGuard) {
+TEST(ModelAdapters, SlotsAreNamedAndDisabledByTheGuard) {
   auto config = small_config();
   auto model = random_model(config);
   auto projections = model->projections();
@@ -256,7 +256,7 @@ TEST(Adapters, SlotsAreNamedAndDisabledByTheGuard) {
   EXPECT_EQ(max_diff(model->forward(ids), adapted), 0.0);
 }
 
-TEST(Checkpointing, GradientsMatchTheStoredGraph) {
+TEST(ModelCheckpointing, GradientsMatchTheStoredGraph) {
   for (bool frozen_base : {false, true}) {
     auto model = random_model(small_config(Arch::qwen3));
     model->train();

@@ -34,7 +34,7 @@ void expect_same_parameters(CausalLM& a, CausalLM& b) {
 
 }  // namespace
 
-TEST(Weights, RoundTripShardedTiedWithExtraFiles) {
+TEST(ModelWeights, RoundTripShardedTiedWithExtraFiles) {
   auto config = preset_config("tiny", 300);
   CausalLM model(config);
   init_random(model, 5);
@@ -73,7 +73,7 @@ TEST(Weights, RoundTripShardedTiedWithExtraFiles) {
   stdfs::remove_all(out);
 }
 
-TEST(Weights, Bf16FilesAndDtypeConversion) {
+TEST(ModelWeights, Bf16FilesAndDtypeConversion) {
   auto config = preset_config("tiny", 64);
   config.tie_word_embeddings = false;
   CausalLM model(config);
@@ -94,7 +94,7 @@ TEST(Weights, Bf16FilesAndDtypeConversion) {
   stdfs::remove_all(out);
 }
 
-TEST(Weights, MissingDirectoryAndWrongConfigAreReported) {
+TEST(ModelWeights, MissingDirectoryAndWrongConfigAreReported) {
   auto out = fresh_dir("missing");
   stdfs::create_directories(out);
   try {
