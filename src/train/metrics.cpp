@@ -73,13 +73,15 @@ ProgressPrinter::ProgressPrinter(Options options)
 void ProgressPrinter::update(int64_t step, double loss, double lr, int64_t tokens_this_step) {
   auto now = Clock::now();
   if (!started_) {
-    // Rates start at the first update: a resumed run does not count the steps before it.
+    // Rates are measured from the end of the first step seen (a resumed run does not count the
+    // steps before it, and the first step's own duration is unknown).
     started_ = true;
     start_ = now;
-    start_step_ = step - 1;
+    start_step_ = step;
     tokens_ = 0;
+  } else {
+    tokens_ += tokens_this_step;
   }
-  tokens_ += tokens_this_step;
   double elapsed = std::chrono::duration<double>(now - start_).count();
   int64_t done = step - start_step_;
   double tok_s = elapsed > 0 ? static_cast<double>(tokens_) / elapsed : 0;
