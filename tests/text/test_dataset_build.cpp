@@ -115,6 +115,21 @@ TEST(DatasetBuild, EvalSplitFileAndMaxSamples) {
   EXPECT_THROW(load_data(empty), UsageError);
 }
 
+TEST(DatasetBuild, SkipInvalidIsCountedInTheReport) {
+  DataConfig cfg;
+  cfg.datasets.push_back({.path = (kData / "broken_field.jsonl").string(), .format = "alpaca"});
+  EXPECT_THROW(load_data(cfg), Error);
+  cfg.datasets[0].skip_invalid = true;
+  DataSplit d = load_data(cfg);
+  EXPECT_EQ(d.train.size(), 2u);
+  EXPECT_EQ(d.report["datasets"][0]["skipped"], 2);
+  cfg.datasets.push_back({.path = (kData / "broken_json.jsonl").string(), .skip_invalid = true});
+  d = load_data(cfg);
+  EXPECT_EQ(d.report["datasets"][1]["skipped"], 1);
+  EXPECT_EQ(d.report["datasets"][1]["records"], 3);
+  EXPECT_EQ(d.train.size(), 5u);
+}
+
 TEST(DatasetBuild, TruncationPolicies) {
   TokenizedSample s{{1, 2, 3, 4, 5}, {-100, -100, 3, 4, 5}};
   TokenizedSample r = s, l = s;
