@@ -1,5 +1,6 @@
 // adapter_config.json: what we write, and what we accept from PEFT.
 #include <cmath>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -12,15 +13,15 @@ namespace tune::lora {
 namespace {
 
 // PEFT's get_pattern_key: re.match(rf"(.*\.)?({key})$", name) — a full match of the name.
-const std::string* pattern_for(const std::vector<std::string>& keys, const std::string& module_name) {
+std::optional<std::string> pattern_for(const std::vector<std::string>& keys, const std::string& module_name) {
   for (const auto& key : keys) {
     try {
-      if (std::regex_match(module_name, std::regex("(.*\\.)?(" + key + ")"))) return &key;
+      if (std::regex_match(module_name, std::regex("(.*\\.)?(" + key + ")"))) return key;
     } catch (const std::regex_error&) {
       fail("adapter_config.json: pattern '", key, "' is not a valid regular expression");
     }
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 template <class M>
@@ -53,12 +54,12 @@ Json number_json(double v) {
 int64_t PeftAdapterConfig::rank_for(const std::string& module_name) const {
   // The pattern maps are ordered by key here while PEFT keeps the file's order; they only differ
   // when two patterns match the same module, which PEFT itself never writes.
-  const std::string* key = pattern_for(keys_of(rank_pattern), module_name);
+  auto key = pattern_for(keys_of(rank_pattern), module_name);
   return key ? rank_pattern.at(*key) : r;
 }
 
 double PeftAdapterConfig::alpha_for(const std::string& module_name) const {
-  const std::string* key = pattern_for(keys_of(alpha_pattern), module_name);
+  auto key = pattern_for(keys_of(alpha_pattern), module_name);
   return key ? alpha_pattern.at(*key) : alpha;
 }
 

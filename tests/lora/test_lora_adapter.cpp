@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tune/core/error.h"
 #include "tune/lora/adapter.h"
 #include "tune/model/linear.h"
 
@@ -34,11 +35,11 @@ TEST(LoraAdapter, GaussianInitHasStdOneOverR) {
 TEST(LoraAdapter, ForwardIsScaledLowRankProduct) {
   LoraAdapter a(3, 2, 2, /*scale=*/0.5, 0.0, "none");
   // Hand-worked: A = [[1,0,2],[0,1,0]], B = [[1,1],[2,-1]], x = [1,2,3]
-  // A x = [7, 2]; B (A x) = [9, 12]; * 0.5 = [4.5, 6].
+  // A x = [7, 2]; B (A x) = [9, 12]; * 0.5 = [4.5, 6]. B A = [[1,1,2],[2,-1,4]].
   a.assign(torch::tensor({1., 0., 2., 0., 1., 0.}).view({2, 3}), torch::tensor({1., 1., 2., -1.}).view({2, 2}), "test");
   auto y = a.forward(torch::tensor({1., 2., 3.}).view({1, 3}));
   EXPECT_TRUE(torch::equal(y, torch::tensor({4.5, 6.0}, torch::kFloat32).view({1, 2})));
-  EXPECT_TRUE(torch::equal(a.delta_weight(), torch::tensor({0.5, 1.0, 1.0, 1.0, -0.5, 4.0}).view({2, 3}).to(torch::kFloat32)));
+  EXPECT_TRUE(torch::equal(a.delta_weight(), torch::tensor({0.5, 0.5, 1.0, 1.0, -0.5, 2.0}).view({2, 3}).to(torch::kFloat32)));
   EXPECT_THROW(a.assign(torch::zeros({2, 4}), torch::zeros({2, 2}), "bad"), Error);
 }
 
