@@ -27,8 +27,12 @@ int run(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "warnings and errors only");
 
   std::vector<Command> commands;
+  commands.push_back(add_init_model(app));
+  commands.push_back(add_generate(app));
   commands.push_back(add_tokenize(app));
-  commands.push_back(add_not_built(app, "sft", "supervised fine-tuning (full or LoRA)"));
+  commands.push_back(add_data(app));
+  commands.push_back(add_merge(app));
+  commands.push_back(add_sft(app));
   commands.push_back(add_not_built(app, "rm", "train a reward model on preference pairs"));
   commands.push_back(add_not_built(app, "dpo", "direct preference optimisation (DPO, IPO, SimPO, ...)"));
   commands.push_back(add_not_built(app, "ppo", "PPO with a reward model and a critic"));

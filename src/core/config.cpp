@@ -26,19 +26,35 @@ std::string Sources::of(const std::string& path) const {
 }
 
 void set_path(Json& tree, const std::string& dotted_path, Json value) {
+  // Components are "name" or "name[i]" (list items: data.datasets[0].path=...).
   Json* node = &tree;
   auto parts = split(dotted_path, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (parts[i].empty()) usage_fail("invalid key '", dotted_path, "': empty component");
+    std::string part = parts[i];
+    std::vector<size_t> indices;
+    while (!part.empty() && part.back() == ']') {
+      auto open = part.rfind('[');
+      if (open == std::string::npos) usage_fail("invalid key '", dotted_path, "': unbalanced ']'");
+      std::string digits = part.substr(open + 1, part.size() - open - 2);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+        usage_fail("invalid key '", dotted_path, "': list index must be a number");
+      indices.insert(indices.begin(), std::stoul(digits));
+      part = part.substr(0, open);
+    }
+    if (part.empty()) usage_fail("invalid key '", dotted_path, "': empty component");
     if (!node->is_object()) {
       if (!node->is_null()) usage_fail("invalid key '", dotted_path, "': '", join({parts.begin(), parts.begin() + i}, "."), "' is not a mapping");
       *node = Json::object();
     }
-    if (i + 1 == parts.size()) {
-      (*node)[parts[i]] = std::move(value);
-    } else {
-      node = &(*node)[parts[i]];
+    node = &(*node)[part];
+    for (size_t idx : indices) {
+      if (node->is_null()) *node = Json::array();
+      if (!node->is_array()) usage_fail("invalid key '", dotted_path, "': '", part, "' is not a list");
+      if (idx > node->size()) usage_fail("invalid key '", dotted_path, "': index ", idx, " is past the end of '", part, "' (", node->size(), " items)");
+      if (idx == node->size()) node->push_back(Json::object());
+      node = &(*node)[idx];
     }
+    if (i + 1 == parts.size()) *node = std::move(value);
   }
 }
 

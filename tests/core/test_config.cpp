@@ -125,6 +125,15 @@ TEST(Config, SetPathCreatesNestedObjects) {
   config::set_path(tree, "a.b.c", 1);
   EXPECT_EQ(tree["a"]["b"]["c"], 1);
   EXPECT_THROW(config::set_path(tree, "a..c", 1), UsageError);
+  // List items by index: existing ones are updated, one past the end appends.
+  Json t2 = Json::parse(R"({"data": {"datasets": [{"path": "a", "weight": 2}]}})");
+  config::set_path(t2, "data.datasets[0].path", "b");
+  config::set_path(t2, "data.datasets[1].path", "c");
+  EXPECT_EQ(t2["data"]["datasets"][0]["path"], "b");
+  EXPECT_EQ(t2["data"]["datasets"][0]["weight"], 2);
+  EXPECT_EQ(t2["data"]["datasets"][1]["path"], "c");
+  EXPECT_THROW(config::set_path(t2, "data.datasets[5].path", "x"), UsageError);
+  EXPECT_THROW(config::set_path(t2, "data.datasets[x].path", "x"), UsageError);
 }
 
 }  // namespace

@@ -41,6 +41,11 @@ struct TrainArgs {
 Command add_init_model(CLI::App& app);
 Command add_generate(CLI::App& app);
 Command add_tokenize(CLI::App& app);
+Command add_merge(CLI::App& app);
+Command add_data(CLI::App& app);
+Command add_sft(CLI::App& app);
+// The resolved configuration of a command, as a table on stderr.
+void print_resolved(const std::string& command, const Json& resolved);
 // Registers a command whose issue has not landed yet: it says so in one line and exits 2.
 Command add_not_built(CLI::App& app, const std::string& name, const std::string& summary);
 

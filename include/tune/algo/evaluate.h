@@ -1,0 +1,38 @@
+#pragma once
+// Held-out evaluation shared by the training commands: mean loss over label tokens, and exact
+// match of greedy answers against reference answers (loss alone misleads: practitioners judge
+// checkpoints by the task metric).
+#include <string>
+#include <vector>
+
+#include "tune/data/collate.h"
+#include "tune/model/causal_lm.h"
+#include "tune/text/chat_mask.h"
+#include "tune/text/tokenizer.h"
+
+namespace tune::algo {
+
+// Mean -log p over label tokens of `samples`, batch by batch, no gradients.
+double eval_loss(model::CausalLM& model, const std::vector<text::TokenizedSample>& samples, int64_t batch_size,
+                 int32_t pad_id);
+
+struct ExactMatchItem {
+  std::vector<int32_t> prompt_ids;  // rendered with the generation prompt
+  std::string reference;
+};
+
+struct ExactMatchResult {
+  double accuracy = 0;
+  int64_t count = 0;
+  std::vector<std::string> answers;  // decoded, trimmed
+};
+
+// Greedy answers compared to references after trimming whitespace.
+ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& tokenizer,
+                             const std::vector<ExactMatchItem>& items, int64_t max_new_tokens, int64_t batch_size);
+
+// Chat samples whose last message is the assistant's answer -> (prompt without it, answer).
+std::vector<ExactMatchItem> exact_match_items(const std::vector<text::Sample>& samples, const text::ChatMasker& masker,
+                                              int64_t limit);
+
+}  // namespace tune::algo

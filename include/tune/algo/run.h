@@ -1,0 +1,50 @@
+#pragma once
+// What every training command does around its loop: the run directory (resolved config, manifest),
+// metrics.jsonl, the progress line, checkpoints and resume.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tune/algo/sections.h"
+#include "tune/core/json.h"
+#include "tune/train/checkpoint.h"
+#include "tune/train/metrics.h"
+#include "tune/train/run_dir.h"
+
+namespace tune::algo {
+
+class Run {
+ public:
+  // Creates output_dir, writes config.json + manifest.json, opens metrics.jsonl.
+  Run(const std::filesystem::path& output_dir, const Json& resolved_config, const std::vector<train::ManifestFile>& files,
+      const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy);
+
+  // resume: "" = fresh start; "auto" = latest checkpoint of output_dir (fresh when none); else a
+  // checkpoint directory. Loads into `state`; returns the step resumed from.
+  int64_t resume(const std::string& resume, train::TrainingState& state);
+
+  // Metrics record (also gets "step"); on a resumed run, records past the checkpoint are dropped once.
+  void log(int64_t step, Json record);
+  void progress(int64_t step, double loss, double lr, int64_t tokens);
+  bool due(int64_t step, int64_t every) const { return every > 0 && step % every == 0; }
+  std::filesystem::path save(const train::TrainingState& state, int64_t step, std::optional<double> metric);
+  void finish();
+
+  const std::filesystem::path& dir() const { return dir_; }
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  std::filesystem::path dir_;
+  int64_t total_steps_;
+  LoopSection loop_;
+  train::CheckpointManager checkpoints_;
+  std::unique_ptr<train::MetricsWriter> metrics_;
+  std::unique_ptr<train::ProgressPrinter> progress_;
+};
+
+// Peak resident memory of this process (CPU) or peak CUDA allocation, in bytes.
+uint64_t peak_memory_bytes(bool cuda);
+
+}  // namespace tune::algo

@@ -1,0 +1,75 @@
+#include "tune/algo/evaluate.h"
+
+#include "tune/algo/logprobs.h"
+#include "tune/core/str.h"
+#include "tune/model/generate.h"
+
+namespace tune::algo {
+
+double eval_loss(model::CausalLM& model, const std::vector<text::TokenizedSample>& samples, int64_t batch_size,
+                 int32_t pad_id) {
+  torch::NoGradGuard no_grad;
+  bool was_training = model.is_training();
+  model.eval();
+  double total = 0, tokens = 0;
+  const auto device = model.options().device();
+  for (size_t start = 0; start < samples.size(); start += static_cast<size_t>(batch_size)) {
+    std::vector<const text::TokenizedSample*> chunk;
+    for (size_t i = start; i < std::min(samples.size(), start + static_cast<size_t>(batch_size)); ++i)
+      chunk.push_back(&samples[i]);
+    data::Batch batch = to_device(data::collate(chunk, {.pad_id = pad_id}), device);
+    torch::Tensor logp = label_logprobs(model, batch);  // [B, T]
+    total -= logp.sum().item<double>();
+    tokens += static_cast<double>(batch.num_label_tokens);
+  }
+  model.train(was_training);
+  return tokens > 0 ? total / tokens : 0.0;
+}
+
+ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& tokenizer,
+                             const std::vector<ExactMatchItem>& items, int64_t max_new_tokens, int64_t batch_size) {
+  ExactMatchResult result;
+  if (items.empty()) return result;
+  bool was_training = model.is_training();
+  model.eval();
+  model::GenerationConfig gen;
+  gen.max_new_tokens = max_new_tokens;
+  gen.temperature = 0;  // greedy
+  for (int32_t id : tokenizer.special().stop_ids) gen.stop_ids.push_back(id);
+  if (tokenizer.special().eos) gen.stop_ids.push_back(*tokenizer.special().eos);
+  if (tokenizer.special().pad) gen.pad_id = *tokenizer.special().pad;
+  int64_t correct = 0;
+  for (size_t start = 0; start < items.size(); start += static_cast<size_t>(batch_size)) {
+    std::vector<std::vector<int32_t>> prompts;
+    size_t end = std::min(items.size(), start + static_cast<size_t>(batch_size));
+    for (size_t i = start; i < end; ++i) prompts.push_back(items[i].prompt_ids);
+    auto outputs = model::generate(model, prompts, gen);
+    for (size_t i = start; i < end; ++i) {
+      std::string answer(trim(tokenizer.decode(outputs[i - start].tokens, /*skip_special_tokens=*/true)));
+      correct += answer == trim(items[i].reference);
+      result.answers.push_back(std::move(answer));
+    }
+  }
+  model.train(was_training);
+  result.count = static_cast<int64_t>(items.size());
+  result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
+  return result;
+}
+
+std::vector<ExactMatchItem> exact_match_items(const std::vector<text::Sample>& samples, const text::ChatMasker& masker,
+                                              int64_t limit) {
+  std::vector<ExactMatchItem> items;
+  for (const auto& s : samples) {
+    if (static_cast<int64_t>(items.size()) >= limit) break;
+    if (s.kind == text::SampleKind::prompt && s.reference) {
+      items.push_back({masker.prompt(s.messages).input_ids, *s.reference});
+      continue;
+    }
+    if (s.kind != text::SampleKind::chat || s.messages.size() < 2 || s.messages.back().role != "assistant") continue;
+    std::vector<text::Message> prompt(s.messages.begin(), s.messages.end() - 1);
+    items.push_back({masker.prompt(prompt).input_ids, s.messages.back().content});
+  }
+  return items;
+}
+
+}  // namespace tune::algo

@@ -1,0 +1,46 @@
+#include "tune/algo/logprobs.h"
+
+#include "tune/ops/token_logprob.h"
+
+namespace tune::algo {
+
+data::Batch to_device(const data::Batch& batch, const torch::Device& device) {
+  data::Batch out = batch;
+  auto move = [&](torch::Tensor& t) {
+    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
+  };
+  move(out.input_ids);
+  move(out.labels);
+  move(out.attention_mask);
+  move(out.position_ids);
+  move(out.sample_ids);
+  return out;
+}
+
+torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature) {
+  model::ForwardArgs args;
+  args.input_ids = batch.input_ids;  // [B, T]
+  args.position_ids = batch.position_ids;
+  // Right padding needs no mask under causal attention: real tokens never see the pads after them,
+  // and the pads' own outputs carry label -100. Packed rows must not attend across samples.
+  if (batch.packed) args.sample_ids = batch.sample_ids;
+  torch::Tensor hidden = model.forward_hidden(args);  // [B, T, D]
+  const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
+
+  // Position t-1 predicts the label of token t.
+  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({B * (T - 1), D});            // [N, D]
+  torch::Tensor labels = batch.labels.narrow(1, 1, T - 1).reshape({B * (T - 1)});     // [N]
+  ops::TokenLogprobOptions opts;
+  opts.temperature = temperature;
+  torch::Tensor logp;
+  if (model.lm_head().adapter()) {
+    // An adapter on the LM head changes the logits: go through them (still chunked in ops).
+    logp = ops::token_logprob(model.logits(h), labels, opts).logprob;
+  } else {
+    logp = ops::token_logprob_from_hidden(h, model.lm_head().weight(), labels, opts).logprob;
+  }
+  torch::Tensor first = torch::zeros({B, 1}, logp.options());
+  return torch::cat({first, logp.view({B, T - 1})}, 1);  // [B, T]
+}
+
+}  // namespace tune::algo

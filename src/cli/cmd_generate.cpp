@@ -1,0 +1,160 @@
+// tune generate: completions from a model directory (optionally with a PEFT adapter), one prompt
+// from --prompt or JSON lines from --input ({"prompt": "..."} or {"messages": [...]}).
+#include <fstream>
+#include <iostream>
+
+#include "tune/algo/policy.h"
+#include "tune/cli/command.h"
+#include "tune/cli/model_files.h"
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+#include "tune/lora/peft.h"
+#include "tune/model/generate.h"
+#include "tune/model/weights.h"
+#include "tune/text/chat_mask.h"
+
+namespace tune::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::string adapter;
+  std::string prompt;
+  std::string input;
+  std::string template_name;
+  bool raw = false;  // no chat template: the prompt text is encoded as is
+  int64_t max_new_tokens = 128;
+  double temperature = 0.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  double repetition_penalty = 1.0;
+  uint64_t seed = 0;
+  int64_t batch_size = 16;
+  std::string device = "auto";
+  std::string dtype = "auto";
+  bool logprobs = false;
+};
+
+struct Request {
+  Json messages;   // chat prompt, or null
+  std::string text;  // raw prompt
+  Json record;     // echoed back in JSONL mode
+};
+
+std::vector<Request> read_requests(const GenerateArgs& a) {
+  std::vector<Request> out;
+  if (!a.prompt.empty()) {
+    Request r;
+    r.text = a.prompt;
+    if (!a.raw) r.messages = Json::array({Json{{"role", "user"}, {"content", a.prompt}}});
+    out.push_back(r);
+    return out;
+  }
+  std::ifstream in(a.input);
+  if (!in) usage_fail("cannot open --input ", a.input);
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (trim(line).empty()) continue;
+    Json rec;
+    try {
+      rec = Json::parse(line);
+    } catch (const std::exception&) {
+      fail(a.input, ":", n, ": not valid JSON");
+    }
+    Request r;
+    r.record = rec;
+    if (rec.contains("messages") && rec["messages"].is_array()) {
+      r.messages = rec["messages"];
+    } else if (rec.contains("prompt") && rec["prompt"].is_string()) {
+      r.text = rec["prompt"].get<std::string>();
+      if (!a.raw) r.messages = Json::array({Json{{"role", "user"}, {"content", r.text}}});
+    } else {
+      fail(a.input, ":", n, ": expected \"prompt\" (string) or \"messages\" (list)");
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+int run_generate(const GenerateArgs& a) {
+  if (a.prompt.empty() == a.input.empty()) usage_fail("give exactly one of --prompt TEXT or --input FILE.jsonl");
+  auto tokenizer = load_tokenizer(a.model);
+  auto requests = read_requests(a);
+
+  torch::Device device = algo::resolve_device(a.device);
+  auto model = model::load_pretrained(a.model, algo::resolve_dtype(a.dtype, device), device);
+  lora::LoraSet adapter;
+  if (!a.adapter.empty()) adapter = lora::load_adapter(*model, a.adapter);
+  model->eval();
+
+  std::optional<text::RenderFn> render;
+  std::vector<std::vector<int32_t>> prompts;
+  for (const auto& r : requests) {
+    if (r.messages.is_null()) {
+      prompts.push_back(tokenizer->encode(r.text, /*add_special_tokens=*/true));
+    } else {
+      if (!render) render = text::make_renderer(load_template(a.model, a.template_name), *tokenizer);
+      prompts.push_back(tokenizer->encode((*render)(r.messages, true), false));
+    }
+  }
+
+  model::GenerationConfig gen;
+  gen.max_new_tokens = a.max_new_tokens;
+  gen.temperature = a.temperature;
+  gen.top_k = a.top_k;
+  gen.top_p = a.top_p;
+  gen.repetition_penalty = a.repetition_penalty;
+  gen.seed = a.seed;
+  gen.return_logprobs = a.logprobs;
+  for (int32_t id : tokenizer->special().stop_ids) gen.stop_ids.push_back(id);
+  if (tokenizer->special().eos) gen.stop_ids.push_back(*tokenizer->special().eos);
+  if (tokenizer->special().pad) gen.pad_id = *tokenizer->special().pad;
+
+  for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(a.batch_size)) {
+    size_t end = std::min(prompts.size(), start + static_cast<size_t>(a.batch_size));
+    std::vector<std::vector<int32_t>> chunk(prompts.begin() + start, prompts.begin() + end);
+    auto outs = model::generate(*model, chunk, gen);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      std::string text_out = tokenizer->decode(outs[i].tokens, /*skip_special_tokens=*/true);
+      if (!a.prompt.empty()) {
+        std::cout << text_out << "\n";
+        continue;
+      }
+      Json rec = requests[start + i].record;
+      rec["completion"] = text_out;
+      rec["finish_reason"] = std::string(model::finish_reason_name(outs[i].finish));
+      if (a.logprobs) rec["logprobs"] = outs[i].logprobs;
+      std::cout << rec.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    }
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  auto* sub = app.add_subcommand("generate", "generate completions (KV cache, batched, greedy or sampled)");
+  sub->add_option("--model,-m", a->model, "Hugging Face model directory")->required();
+  sub->add_option("--adapter", a->adapter, "PEFT LoRA adapter directory to apply");
+  sub->add_option("--prompt,-p", a->prompt, "one user prompt (rendered with the chat template unless --raw)");
+  sub->add_option("--input,-i", a->input, "JSONL of {\"prompt\": ...} or {\"messages\": [...]}; writes records with \"completion\"");
+  sub->add_option("--template", a->template_name, "built-in chat template instead of the model's own");
+  sub->add_flag("--raw", a->raw, "encode prompts as plain text (no chat template)");
+  sub->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate at most")->capture_default_str();
+  sub->add_option("--temperature,-t", a->temperature, "0 = greedy")->capture_default_str();
+  sub->add_option("--top-k", a->top_k, "0 = off")->capture_default_str();
+  sub->add_option("--top-p", a->top_p, "1 = off")->capture_default_str();
+  sub->add_option("--repetition-penalty", a->repetition_penalty, "1 = off")->capture_default_str();
+  sub->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  sub->add_option("--batch-size", a->batch_size, "prompts generated together")->capture_default_str();
+  sub->add_option("--device", a->device, "auto | cpu | cuda[:N]")->capture_default_str();
+  sub->add_option("--dtype", a->dtype, "auto | float32 | bfloat16 | float16")->capture_default_str();
+  sub->add_flag("--logprobs", a->logprobs, "JSONL mode: include the log-prob of each generated token");
+  return {sub, [a] { return run_generate(*a); }};
+}
+
+}  // namespace tune::cli
