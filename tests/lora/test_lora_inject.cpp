@@ -148,5 +148,21 @@ TEST(LoraInject, GradientCheckpointingGivesTheSameAdapterGradients) {
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(torch::allclose(plain[i], recomputed[i], 1e-5, 1e-6)) << i;
 }
 
+TEST(LoraInject, Bf16BaseKeepsFloat32Adapters) {
+  auto m = std::make_shared<model::CausalLM>(testing::tiny_config(), torch::TensorOptions().dtype(torch::kBFloat16));
+  model::init_random(*m, 1);
+  torch::manual_seed(0);
+  auto set = inject_lora(*m, LoraConfig{});
+  for (const auto& mod : set.modules()) EXPECT_EQ(mod.adapter->lora_A().scalar_type(), torch::kFloat32);
+  m->train();
+  auto loss = lm_loss(*m);
+  EXPECT_EQ(m->forward(tiny_ids()).scalar_type(), torch::kBFloat16);  // the delta joins in bf16
+  loss.backward();
+  auto& b = set.modules()[0].adapter->lora_B();
+  ASSERT_TRUE(b.grad().defined());
+  EXPECT_EQ(b.grad().scalar_type(), torch::kFloat32);
+  EXPECT_GT(b.grad().abs().max().item<double>(), 0.0);  // B starts at zero; its gradient does not
+}
+
 }  // namespace
 }  // namespace tune::lora

@@ -113,6 +113,8 @@ def test_peft_loads_tune_adapter(base, tmp_path, variant):
     ours = tune_logits(tmp_path, base, adapter)
     theirs = hf_logits(model)
     base_logits = hf_logits(hf_base(base))
+    print(f"\n[figure] tune adapter -> peft: max |logit diff| {maxdiff(ours, theirs):.2e} "
+          f"(adapter effect {maxdiff(theirs, base_logits):.2e})")
     assert maxdiff(ours, theirs) <= TOL, maxdiff(ours, theirs)
     assert maxdiff(theirs, base_logits) > 100 * TOL, "the adapter should change the logits"
     # Adapters disabled: tune gives the base model's logits.
@@ -143,6 +145,8 @@ def test_tune_loads_peft_adapter(base, tmp_path, kwargs):
     model = make_peft_adapter(base, adapter, **kwargs)
     ours = tune_logits(tmp_path, base, adapter)
     theirs = hf_logits(model)
+    print(f"\n[figure] peft adapter -> tune: max |logit diff| {maxdiff(ours, theirs):.2e} "
+          f"(adapter effect {maxdiff(theirs, hf_logits(hf_base(base))):.2e})")
     assert maxdiff(ours, theirs) <= TOL, maxdiff(ours, theirs)
     assert maxdiff(theirs, hf_logits(hf_base(base))) > 100 * TOL
 
@@ -156,6 +160,7 @@ def test_merge_matches_peft_merge_and_unload(base, tmp_path):
     driver("merge", "--model", base, "--adapter", adapter, "--out", out)
     assert (out / "tokenizer_config.json").exists()
     ours = hf_base(out)  # transformers loads tune's merged directory
+    print(f"\n[figure] merge: max |logit diff| vs merge_and_unload {maxdiff(hf_logits(ours), hf_logits(merged_ref)):.2e}")
     assert maxdiff(hf_logits(ours), hf_logits(merged_ref)) <= TOL
     ref_state = merged_ref.state_dict()
     for name, p in ours.state_dict().items():
