@@ -10,7 +10,8 @@ if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)  # A100, H100/H200
   endif()
   enable_language(CUDA)
-  set(CMAKE_CUDA_STANDARD 20)
+  # C++17: CMake 3.25 (Debian 12) knows no C++20 flag for nvcc, and the kernels need nothing newer.
+  set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   set(TUNE_HAVE_NVCC ON)
   message(STATUS "tune: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
