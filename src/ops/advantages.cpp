@@ -1,6 +1,10 @@
 #include "tune/ops/advantages.h"
 
 #include "tune/core/error.h"
+#ifdef TUNE_WITH_CUDA_KERNELS
+#include "ops/cuda_bindings.h"
+#include "tune/ops/dispatch.h"
+#endif
 
 namespace tune::ops {
 
@@ -13,6 +17,9 @@ GaeResult gae(const Tensor& rewards, const Tensor& values, const Tensor& mask, d
              rewards.sizes(), ", values ", values.sizes(), ", mask ", mask.sizes());
   TUNE_CHECK(gamma >= 0 && gamma <= 1 && lambda >= 0 && lambda <= 1, "gae: gamma and lambda must be in [0, 1], got ",
              gamma, " and ", lambda);
+#ifdef TUNE_WITH_CUDA_KERNELS
+  if (use_cuda_kernels(rewards)) return cuda::gae(rewards, values, mask, gamma, lambda);
+#endif
   torch::NoGradGuard no_grad;
   Tensor r = rewards.to(torch::kFloat32), v = values.to(torch::kFloat32);  // [B, T]
   Tensor valid = mask.scalar_type() == torch::kBool ? mask : mask != 0;    // [B, T]
@@ -39,6 +46,9 @@ Tensor group_advantages(const Tensor& rewards, int64_t group_size, bool scale_by
   TUNE_CHECK(group_size >= 1, "group_advantages: group size must be >= 1, got ", group_size);
   TUNE_CHECK(rewards.size(0) % group_size == 0, "group_advantages: ", rewards.size(0),
              " rewards do not split into groups of ", group_size);
+#ifdef TUNE_WITH_CUDA_KERNELS
+  if (use_cuda_kernels(rewards)) return cuda::group_advantages(rewards, group_size, scale_by_std, eps);
+#endif
   torch::NoGradGuard no_grad;
   Tensor r = rewards.to(torch::kFloat32).view({-1, group_size});  // [B, G]
   Tensor adv = r - r.mean(1, /*keepdim=*/true);

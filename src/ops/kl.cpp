@@ -1,6 +1,10 @@
 #include "tune/ops/kl.h"
 
 #include "tune/core/error.h"
+#ifdef TUNE_WITH_CUDA_KERNELS
+#include "ops/cuda_bindings.h"
+#include "tune/ops/dispatch.h"
+#endif
 
 namespace tune::ops {
 
@@ -27,6 +31,9 @@ Tensor kl_penalty(const Tensor& logp, const Tensor& ref_logp, const Tensor& mask
   TUNE_CHECK(logp.sizes() == ref_logp.sizes() && logp.sizes() == mask.sizes(), "kl_penalty: shapes differ: logp ",
              logp.sizes(), ", ref_logp ", ref_logp.sizes(), ", mask ", mask.sizes());
   TUNE_CHECK(logp.is_floating_point() && ref_logp.is_floating_point(), "kl_penalty: log-probs must be floating point");
+#ifdef TUNE_WITH_CUDA_KERNELS
+  if (use_cuda_kernels(logp)) return cuda::kl_penalty(logp, ref_logp, mask, kind);
+#endif
   Tensor valid = mask.scalar_type() == torch::kBool ? mask : mask != 0;
   Tensor d = ref_logp.to(logp.scalar_type()) - logp;  // log(pi_ref / pi)
   Tensor kl;

@@ -5,6 +5,9 @@
 
 #include "tune/core/error.h"
 #include "tune/ops/dispatch.h"
+#ifdef TUNE_WITH_CUDA_KERNELS
+#include "ops/cuda_bindings.h"
+#endif
 
 namespace tune::ops {
 
@@ -246,10 +249,12 @@ TokenLogprobResult token_logprob(const Tensor& logits, const Tensor& labels, con
   TUNE_CHECK(logits.size(1) >= 1, "token_logprob: logits has an empty vocabulary dimension");
   check_labels(labels, logits.size(0), logits.size(1), options.ignore_index, logits, "logits");
   ChunkSettings s = settings_from(options, logits.size(1));
-  if (use_cuda_kernels(logits)) {
-    // The fused CUDA kernel (kernels/, bound in src/ops/) takes over here once it exists; until
-    // then CUDA tensors run the reference below, which is also that kernel's test oracle.
-  }
+#ifdef TUNE_WITH_CUDA_KERNELS
+  // The fused kernel (kernels/token_logprob.cu, bound in cuda_token_logprob.cpp); the reference
+  // below is its test oracle.
+  if (use_cuda_kernels(logits) && cuda::token_logprob_supported(logits.scalar_type()))
+    return cuda::token_logprob(logits, labels, s.temperature, s.entropy, s.ignore_index);
+#endif
   return to_result(LogprobFromLogits::apply(logits, labels, s.temperature, s.entropy, s.chunk_rows, s.ignore_index));
 }
 
@@ -271,9 +276,11 @@ TokenLogprobResult token_logprob_from_hidden(const Tensor& hidden, const Tensor&
   TUNE_CHECK(lm_head_weight.size(0) >= 1, "token_logprob_from_hidden: lm_head_weight has an empty vocabulary dimension");
   check_labels(labels, hidden.size(0), lm_head_weight.size(0), options.ignore_index, hidden, "hidden");
   ChunkSettings s = settings_from(options, lm_head_weight.size(0));
-  if (use_cuda_kernels(hidden)) {
-    // Fused LM-head + log-prob kernel plugs in here (see token_logprob).
-  }
+#ifdef TUNE_WITH_CUDA_KERNELS
+  if (use_cuda_kernels(hidden) && cuda::token_logprob_supported(hidden.scalar_type()))
+    return cuda::token_logprob_from_hidden(hidden, lm_head_weight, labels, s.temperature, s.entropy, s.chunk_rows,
+                                           s.ignore_index);
+#endif
   return to_result(LogprobFromHidden::apply(hidden, lm_head_weight, labels, s.temperature, s.entropy, s.chunk_rows,
                                             s.ignore_index));
 }
