@@ -16,12 +16,14 @@ start=$(date +%s)
 budget=${TUNE_GPU_BUDGET_S:-530}
 build=${TUNE_GPU_BUILD_DIR:-build-gpu}
 declare -A status seconds
+order=()
 
 left() { echo $((budget - ($(date +%s) - start))); }
 # stage NAME LOG TIMEOUT_S CMD...: runs CMD (bash -c), appends to LOG, records rc and seconds.
 stage() {
   local name=$1 log=$2 limit=$3
   shift 3
+  order+=("$name")
   local remaining
   remaining=$(left)
   if ((remaining < 20)); then
@@ -113,14 +115,14 @@ stage build_all "$OUT/build.log" 330 "cmake --build $build -j$jobs"
 stage ctest "$OUT/ctest.log" 240 "cd $build && ctest --output-on-failure -j$((jobs / 2)) --timeout 150"
 
 # ---- summary ------------------------------------------------------------------------------------
-python3 - "$OUT" "$(($(date +%s) - start))" "$(declare -p status seconds)" <<'PY'
+python3 - "$OUT" "$(($(date +%s) - start))" "$(declare -p status seconds)" "${order[*]}" <<'PY'
 import json, os, re, sys
-out, total, decl = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out, total, decl, order = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 def parse(name):
     m = re.search(r'declare -A ' + name + r'=\((.*?)\)', decl, re.S)
     return dict(re.findall(r'\[(\w+)\]="?([^" ]*)"?', m.group(1))) if m else {}
 status, seconds = parse('status'), parse('seconds')
-summary = {'total_s': total, 'stages': {k: {'rc': status[k], 's': seconds.get(k)} for k in status}}
+summary = {'total_s': total, 'stages': {k: {'rc': status.get(k), 's': seconds.get(k)} for k in order}}
 def load(name):
     p = os.path.join(out, name)
     return json.load(open(p)) if os.path.exists(p) else None
