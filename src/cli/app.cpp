@@ -33,8 +33,9 @@ int run(int argc, char** argv) {
   commands.push_back(add_data(app));
   commands.push_back(add_merge(app));
   commands.push_back(add_sft(app));
-  commands.push_back(add_not_built(app, "rm", "train a reward model on preference pairs"));
-  commands.push_back(add_not_built(app, "dpo", "direct preference optimisation (DPO, IPO, SimPO, ...)"));
+  commands.push_back(add_rm(app));
+  commands.push_back(add_dpo(app));
+  commands.push_back(add_score(app));
   commands.push_back(add_not_built(app, "ppo", "PPO with a reward model and a critic"));
   commands.push_back(add_not_built(app, "grpo", "GRPO with rule or model rewards"));
 

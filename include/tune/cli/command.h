@@ -44,6 +44,9 @@ Command add_tokenize(CLI::App& app);
 Command add_merge(CLI::App& app);
 Command add_data(CLI::App& app);
 Command add_sft(CLI::App& app);
+Command add_rm(CLI::App& app);
+Command add_dpo(CLI::App& app);
+Command add_score(CLI::App& app);
 // The resolved configuration of a command, as a table on stderr.
 void print_resolved(const std::string& command, const Json& resolved);
 // Registers a command whose issue has not landed yet: it says so in one line and exits 2.

@@ -1,0 +1,79 @@
+#pragma once
+// Direct preference optimisation and its relatives (IPO, hinge, cDPO / robust, SimPO), full or
+// LoRA. The reference network is the adapters-off model under LoRA, a frozen copy under full
+// fine-tuning, or log-probs precomputed once before training (reference: precompute).
+#include <string>
+
+#include "tune/algo/preference_losses.h"
+#include "tune/algo/rm_dpo_data.h"
+#include "tune/algo/sections.h"
+#include "tune/lora/config.h"
+#include "tune/text/dataset_config.h"
+
+namespace tune::algo {
+
+struct DpoSection {
+  std::string loss = "sigmoid";
+  double beta = 0.1;
+  double label_smoothing = 0.0;
+  double simpo_gamma = 0.5;
+  double nll_alpha = 0.0;
+  std::string reference = "auto";
+  bool symptoms = true;
+  template <class V>
+  void visit(V& v) {
+    v("loss", loss, "sigmoid (DPO) | robust | hinge | ipo | simpo (reference-free)",
+      config::one_of({"sigmoid", "robust", "hinge", "ipo", "simpo"}));
+    v("beta", beta, "strength of the implicit KL to the reference (like PPO's KL coefficient)",
+      config::greater_than(0.0));
+    v("label_smoothing", label_smoothing, "share of pairs assumed flipped (cDPO with sigmoid, robust, simpo)",
+      config::in_range(0.0, 0.5));
+    v("simpo_gamma", simpo_gamma, "SimPO target reward margin", config::at_least(0.0));
+    v("nll_alpha", nll_alpha, "weight of an NLL term on the chosen answer (per token; RPO)", config::at_least(0.0));
+    v("reference", reference,
+      "auto (adapters off under LoRA, a frozen copy under full) | precompute (reference log-probs once, before training)",
+      config::one_of({"auto", "precompute"}));
+    v("symptoms", symptoms, "watch the metrics for known pathologies and print the remedy");
+  }
+  PreferenceLossConfig loss_config() const {
+    return {parse_preference_loss(loss), beta, label_smoothing, simpo_gamma, nll_alpha};
+  }
+};
+
+struct DpoConfig {
+  std::string output_dir = "runs/dpo";
+  int64_t seed = 42;
+  std::string resume;
+  std::string method = "lora";
+  ModelSection model;
+  lora::LoraConfig lora;
+  text::DataConfig data;
+  DpoSection dpo;
+  OptimSection optim;
+  LoopSection train;
+  PreferenceEvalSection eval;
+  DpoConfig() {
+    optim.lr = 5e-6;  // DPO moves far less than SFT: 5e-7..5e-6 full, ~5e-6..5e-5 LoRA
+    optim.warmup_ratio = 0.1;
+    data.max_seq_len = 1024;
+  }
+  template <class V>
+  void visit(V& v) {
+    v("output_dir", output_dir, "run directory (config, manifest, metrics, checkpoints, final model)");
+    v("seed", seed, "random seed (initialisation, dropout, data order)");
+    v("resume", resume, "\"auto\" (latest checkpoint of output_dir) or a checkpoint directory");
+    v("method", method, "lora | full", config::one_of({"lora", "full"}));
+    v.section("model", model);
+    v.section("lora", lora);
+    v.section("data", data);
+    v.section("dpo", dpo);
+    v.section("optim", optim);
+    v.section("train", train);
+    v.section("eval", eval);
+  }
+};
+
+// Trains and writes <output_dir>/final (HF model or PEFT adapter).
+void run_dpo(const DpoConfig& config, bool dry_run);
+
+}  // namespace tune::algo

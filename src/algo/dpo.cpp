@@ -1,0 +1,278 @@
+// DPO: per pair, sums of completion log-probs under the policy and the reference -> a preference
+// loss (preference_losses.h); the step normaliser is the number of pairs, so the loss is the mean
+// over pairs whatever the accumulation split. Metrics carry TRL's names.
+#include "tune/algo/dpo.h"
+
+#include <chrono>
+#include <unordered_map>
+
+#include "tune/algo/logprobs.h"
+#include "tune/algo/policy.h"
+#include "tune/algo/run.h"
+#include "tune/algo/symptoms.h"
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+#include "tune/data/batch_iterator.h"
+#include "tune/model/config.h"
+#include "tune/model/linear.h"
+#include "tune/model/weights.h"
+#include "tune/train/stepper.h"
+
+namespace tune::algo {
+namespace {
+
+// A pair's tokens as a lookup key for precomputed reference log-probs (equal pairs have equal
+// reference log-probs, so collisions of identical content are harmless).
+std::string pair_key(const int64_t* chosen, int64_t n_chosen, const int64_t* rejected, int64_t n_rejected) {
+  std::string key;
+  key.reserve(static_cast<size_t>(n_chosen + n_rejected + 1) * sizeof(int64_t));
+  key.append(reinterpret_cast<const char*>(chosen), static_cast<size_t>(n_chosen) * sizeof(int64_t));
+  key.append(8, '\xff');
+  key.append(reinterpret_cast<const char*>(rejected), static_cast<size_t>(n_rejected) * sizeof(int64_t));
+  return key;
+}
+
+std::vector<std::string> batch_keys(const data::PreferenceBatch& b) {
+  torch::Tensor ids = b.batch.input_ids.to(torch::kCPU).contiguous();          // [2B, T]
+  torch::Tensor len = b.batch.attention_mask.to(torch::kCPU).sum(1).contiguous();  // [2B]
+  const int64_t B = b.num_pairs, T = ids.size(1);
+  const int64_t* p = ids.data_ptr<int64_t>();
+  const int64_t* n = len.data_ptr<int64_t>();
+  std::vector<std::string> keys;
+  for (int64_t i = 0; i < B; ++i) keys.push_back(pair_key(p + i * T, n[i], p + (B + i) * T, n[B + i]));
+  return keys;
+}
+
+// The reference side of the loss, in one of three forms.
+class Reference {
+ public:
+  Reference(const DpoConfig& cfg, Policy& policy) : policy_(policy) {
+    if (!needs_reference(cfg.dpo.loss_config().type)) {
+      kind_ = Kind::none;
+    } else if (cfg.dpo.reference == "precompute") {
+      kind_ = Kind::table;
+    } else if (policy.use_lora()) {
+      kind_ = Kind::adapters_off;
+    } else {
+      kind_ = Kind::copy;
+      auto options = policy.model->options();
+      copy_ = model::load_pretrained(cfg.model.path, options.dtype().toScalarType(), options.device());
+      copy_->eval();
+      for (auto& p : copy_->parameters()) p.set_requires_grad(false);
+    }
+  }
+
+  std::string describe() const {
+    switch (kind_) {
+      case Kind::none: return "none (reference-free loss)";
+      case Kind::adapters_off: return "the base model (adapters disabled)";
+      case Kind::copy: return "a frozen copy of the initial model";
+      case Kind::table: return "log-probs precomputed before training";
+    }
+    return "";
+  }
+
+  // Must run before any update (and before a resume loads trained weights).
+  void precompute(const std::vector<text::TokenizedPair>& pairs, int32_t pad_id, int64_t batch_size) {
+    if (kind_ != Kind::table) return;
+    auto started = std::chrono::steady_clock::now();
+    const auto device = policy_.model->options().device();
+    for (size_t i = 0; i < pairs.size(); i += static_cast<size_t>(batch_size)) {
+      auto b = to_device(pair_batch(pairs, i, std::min(pairs.size(), i + static_cast<size_t>(batch_size)), pad_id), device);
+      SequenceLogps lp = forward_initial(b);
+      auto keys = batch_keys(b);
+      auto c = lp.chosen.to(torch::kCPU), r = lp.rejected.to(torch::kCPU);
+      for (size_t k = 0; k < keys.size(); ++k)
+        table_[keys[k]] = {c[static_cast<int64_t>(k)].item<float>(), r[static_cast<int64_t>(k)].item<float>()};
+    }
+    log::info("reference: log-probs of ", pairs.size(), " pairs precomputed in ",
+              fixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 1), " s");
+  }
+
+  SequenceLogps operator()(const data::PreferenceBatch& b) {
+    SequenceLogps out;
+    if (kind_ == Kind::none) return out;
+    if (kind_ != Kind::table) return forward_initial(b);
+    out = completion_lengths(b);
+    auto keys = batch_keys(b);
+    std::vector<float> c, r;
+    for (const auto& k : keys) {
+      auto it = table_.find(k);
+      if (it == table_.end()) {
+        // Pairs outside the precomputed set (evaluation): one forward pass of the reference.
+        auto lp = forward_initial(b);
+        return lp;
+      }
+      c.push_back(it->second.first);
+      r.push_back(it->second.second);
+    }
+    const auto device = b.batch.input_ids.device();
+    out.chosen = torch::tensor(c).to(device);
+    out.rejected = torch::tensor(r).to(device);
+    return out;
+  }
+
+ private:
+  enum class Kind { none, adapters_off, copy, table };
+  // The reference network: the adapters-off policy, the frozen copy, or (table, before training)
+  // the policy itself.
+  SequenceLogps forward_initial(const data::PreferenceBatch& b) {
+    torch::NoGradGuard no_grad;
+    if (kind_ == Kind::copy) return sequence_logps(*copy_, b);
+    model::AdaptersDisabled off;  // a no-op without adapters
+    const bool was_training = policy_.model->is_training();
+    policy_.model->eval();
+    SequenceLogps lp = sequence_logps(*policy_.model, b);
+    if (was_training) policy_.model->train();
+    return lp;
+  }
+  Kind kind_ = Kind::none;
+  Policy& policy_;
+  std::shared_ptr<model::CausalLM> copy_;
+  std::unordered_map<std::string, std::pair<float, float>> table_;
+};
+
+}  // namespace
+
+void run_dpo(const DpoConfig& cfg, bool dry_run) {
+  set_threads(cfg.train.threads);
+  torch::manual_seed(static_cast<uint64_t>(cfg.seed));
+  const PreferenceLossConfig loss_cfg = cfg.dpo.loss_config();
+  if (loss_cfg.type == PreferenceLossType::robust && cfg.dpo.label_smoothing >= 0.5)
+    usage_fail("config error: dpo.label_smoothing must be < 0.5 for the robust loss");
+  PreferenceData data = load_preference_data(cfg.model, cfg.data);
+
+  data::IteratorOptions it_opts;
+  it_opts.batch_size = cfg.train.batch_size;
+  it_opts.shuffle = cfg.data.shuffle;
+  it_opts.seed = static_cast<uint64_t>(cfg.seed);
+  it_opts.collate.pad_id = data.pad_id;
+  data::PreferenceBatchIterator batches(data.train, it_opts);
+  const int64_t steps_per_epoch = std::max<int64_t>(1, batches.batches_per_epoch() / cfg.train.grad_accum);
+  const int64_t total_steps = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * steps_per_epoch;
+  log::info("dpo: loss ", cfg.dpo.loss, ", beta ", cfg.dpo.beta, ", ", total_steps, " optimizer steps (",
+            cfg.train.batch_size, " pairs x ", cfg.train.grad_accum, " per step)");
+  if (dry_run) {
+    auto mc = model::ModelConfig::load(cfg.model.path);
+    log::info("dry run: model ", model::arch_name(mc.arch), " ", human_count(static_cast<double>(mc.num_parameters())),
+              " parameters; method ", cfg.method, "; nothing trained");
+    return;
+  }
+
+  Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);
+  auto& model = *policy.model;
+  const auto device = model.options().device();
+  Reference reference(cfg, policy);
+  log::info("reference: ", reference.describe());
+
+  auto optimizer = train::make_adamw(policy.trainable, cfg.optim.adamw());
+  train::LrSchedule schedule(cfg.optim.schedule_config(), cfg.optim.lr, total_steps);
+  train::StepperConfig stepper_cfg;
+  stepper_cfg.max_grad_norm = cfg.train.max_grad_norm;
+  stepper_cfg.max_consecutive_skips = static_cast<int>(cfg.train.max_consecutive_skips);
+  train::Stepper stepper(*optimizer, schedule, stepper_cfg);
+
+  train::CheckpointPolicy ckpt_policy;
+  ckpt_policy.keep_last = static_cast<int>(cfg.train.keep_last);
+  if (!data.eval.pairs.empty()) {
+    ckpt_policy.metric_name = "eval_loss";
+  }
+  Run run(cfg.output_dir, config::to_json(cfg), preference_manifest(cfg.model, cfg.data), cfg.train, total_steps,
+          ckpt_policy);
+
+  reference.precompute(data.train.pairs, data.pad_id, cfg.eval.batch_size);
+  model.train();
+
+  train::TrainingState state;
+  state.parameters = policy.trainable;
+  state.optimizer = optimizer.get();
+  state.stepper = &stepper;
+  int64_t step = run.resume(cfg.resume, state);
+  if (!state.data_position.is_null() && !state.data_position.empty()) batches.restore(state.data_position);
+
+  const size_t eval_pairs = std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs));
+  auto evaluate = [&](int64_t at) -> std::optional<double> {
+    if (eval_pairs == 0) return std::nullopt;
+    torch::NoGradGuard no_grad;
+    model.eval();
+    double loss = 0;
+    std::map<std::string, double> sums;
+    for (size_t i = 0; i < eval_pairs; i += static_cast<size_t>(cfg.eval.batch_size)) {
+      auto b = to_device(pair_batch(data.eval.pairs, i, std::min(eval_pairs, i + static_cast<size_t>(cfg.eval.batch_size)),
+                                    data.pad_id),
+                         device);
+      SequenceLogps ref = reference(b);
+      SequenceLogps lp = sequence_logps(model, b);
+      auto res = preference_loss(loss_cfg, lp, ref);
+      loss += res.losses.sum().item<double>();
+      for (const auto& [k, v] : preference_metric_sums(res, lp)) sums[k] += v;
+    }
+    model.train();
+    const double n = static_cast<double>(eval_pairs);
+    Json rec = {{"eval_loss", loss / n}, {"eval_pairs", eval_pairs}};
+    for (const auto& [k, v] : sums) rec["eval_" + k] = v / n;
+    log::info("eval at step ", at, ": loss ", fixed(loss / n, 4), ", rewards/accuracies ",
+              fixed(100 * sums["rewards/accuracies"] / n, 1), "%, rewards/margins ", fixed(sums["rewards/margins"] / n, 4));
+    run.log(at, rec);
+    return loss / n;
+  };
+
+  DpoSymptomDetector symptoms;
+  auto started = std::chrono::steady_clock::now();
+  int64_t tokens_total = 0;
+  while (step < total_steps) {
+    std::vector<data::PreferenceBatch> micro;
+    while (static_cast<int64_t>(micro.size()) < cfg.train.grad_accum) {
+      auto b = batches.next();
+      if (b) micro.push_back(to_device(*b, device));
+    }
+    std::vector<double> counts;
+    int64_t tokens = 0;
+    for (const auto& b : micro) {
+      counts.push_back(static_cast<double>(b.num_pairs));
+      tokens += b.batch.attention_mask.sum().item<int64_t>();
+    }
+    train::StepResult r = stepper.step(counts, [&](int i) {
+      const auto& b = micro[static_cast<size_t>(i)];
+      SequenceLogps ref = reference(b);
+      SequenceLogps lp = sequence_logps(model, b);
+      PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
+      return train::StepLoss{res.losses.sum(), preference_metric_sums(res, lp)};
+    });
+    step = r.step;
+    tokens_total += tokens;
+    if (!r.applied) log::warn("step ", step + 1, " skipped: ", r.skip_reason);
+    run.progress(step, r.loss, r.lr, tokens);
+    if (cfg.dpo.symptoms && r.applied) {
+      auto m = r.metrics;
+      m["loss"] = r.loss;
+      for (const auto& s : symptoms.observe(step, m)) {
+        log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
+        run.log(step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
+      }
+    }
+    if (run.due(step, cfg.train.log_every) || step == total_steps) {
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      Json rec = {{"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}};
+      for (const auto& [k, v] : r.metrics) rec[k] = v;
+      rec["tokens_per_s"] = secs > 0 ? static_cast<double>(tokens_total) / secs : 0.0;
+      rec["epoch"] = batches.state().epoch;
+      rec["skipped_steps"] = stepper.total_skips();
+      rec["peak_memory_bytes"] = peak_memory_bytes(device.is_cuda());
+      run.log(step, rec);
+    }
+    const bool last = step == total_steps;
+    std::optional<double> metric;
+    if (run.due(step, cfg.eval.every) || last) metric = evaluate(step);
+    if (run.due(step, cfg.train.save_every) || last) {
+      state.data_position = batches.state_json();
+      run.save(state, step, metric);
+    }
+  }
+  run.finish();
+  export_policy(policy, cfg.lora, std::filesystem::path(cfg.output_dir) / "final");
+  log::info("done: ", (std::filesystem::path(cfg.output_dir) / "final").string(),
+            policy.use_lora() ? " (PEFT adapter)" : " (Hugging Face model)");
+}
+
+}  // namespace tune::algo
