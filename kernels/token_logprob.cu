@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 #include "tune_kernels/token_logprob.h"
@@ -20,6 +21,27 @@ __device__ __forceinline__ float load(const __half* p, int64_t i) { return __hal
 __device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16(v); }
 __device__ __forceinline__ void store(__half* p, int64_t i, float v) { p[i] = __float2half(v); }
+
+// Calls f(v, x[v]) for this thread's share of a row. Where the row starts 16-byte aligned (every row
+// when V * sizeof(T) is a multiple of 16), each thread reads 16 bytes at once (8 bf16 / 4 f32),
+// then the tail of fewer than 16 bytes element-wise; otherwise element-wise, still coalesced.
+template <typename T, typename F>
+__device__ __forceinline__ void for_each_in_row(const T* __restrict__ x, int64_t vocab, F&& f) {
+  constexpr int kVec = 16 / sizeof(T);
+  int64_t done = 0;
+  if (reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    const int64_t nvec = vocab / kVec;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    for (int64_t i = threadIdx.x; i < nvec; i += kThreads) {
+      const uint4 raw = xv[i];
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j) f(i * kVec + j, load(e, j));
+    }
+    done = nvec * kVec;
+  }
+  for (int64_t v = done + threadIdx.x; v < vocab; v += kThreads) f(v, load(x, v));
+}
 
 // Running softmax statistics of a set of scaled logits z: max m, s = sum exp(z - m),
 // w = sum exp(z - m) * z (for the entropy). m = -inf means "empty" (or every z is -inf).
@@ -68,7 +90,7 @@ __device__ __forceinline__ Online warp_merge(Online x) {
 // Whole-block merge; every thread gets the result.
 __device__ Online block_merge(Online x) {
   __shared__ float sm[kWarps], ss[kWarps], sw[kWarps];
-  __shared__ Online total;
+  __shared__ float total_m, total_s, total_w;  // plain floats: no constructor runs on __shared__
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   x = warp_merge(x);
   if (lane == 0) {
@@ -85,9 +107,17 @@ __device__ Online block_merge(Online x) {
       y.w = sw[lane];
     }
     y = warp_merge(y);
-    if (lane == 0) total = y;
+    if (lane == 0) {
+      total_m = y.m;
+      total_s = y.s;
+      total_w = y.w;
+    }
   }
   __syncthreads();
+  Online total;
+  total.m = total_m;
+  total.s = total_s;
+  total.w = total_w;
   return total;
 }
 
@@ -98,27 +128,22 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const T* __restrict__
                                                            float* __restrict__ entropy, float* __restrict__ lse_out) {
   const int64_t row = blockIdx.x;
   const int64_t label = labels[row];
-  const bool ignored = label == ignore_index;
-  if (ignored && lse_out == nullptr) {  // nothing this row contributes (lse is saved for every row)
+  if (label == ignore_index) {  // the row is never read: all its outputs (and its saved lse) are 0
     if (threadIdx.x == 0) {
       logprob[row] = 0.f;
       if (entropy) entropy[row] = 0.f;
+      if (lse_out) lse_out[row] = 0.f;
     }
     return;
   }
   const T* x = logits + row * row_stride;
   const float inv_t = 1.f / temperature;
   Online acc;
-  for (int64_t v = threadIdx.x; v < vocab; v += kThreads) acc.add(load(x, v) * inv_t);
+  for_each_in_row(x, vocab, [&](int64_t, float xv) { acc.add(xv * inv_t); });
   const Online total = block_merge(acc);
   if (threadIdx.x != 0) return;
   const float lse = total.m + logf(total.s);
   if (lse_out) lse_out[row] = lse;
-  if (ignored) {
-    logprob[row] = 0.f;
-    if (entropy) entropy[row] = 0.f;
-    return;
-  }
   const bool in_vocab = label >= 0 && label < vocab;
   logprob[row] = in_vocab ? load(x, label) * inv_t - lse : NAN;
   if (entropy) entropy[row] = lse - total.w / total.s;  // H = lse - E_p[z]
@@ -144,15 +169,14 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const T* __restrict_
   const float l = lse[row];
   const float h = g_ent != 0.f ? entropy[row] : 0.f;
   const float inv_t = 1.f / temperature;
-  for (int64_t v = threadIdx.x; v < vocab; v += kThreads) {
-    const float z = load(x, v) * inv_t;
-    const float logp = z - l;
+  for_each_in_row(x, vocab, [&](int64_t v, float xv) {
+    const float logp = xv * inv_t - l;
     const float p = expf(logp);
     float d = -g_lp * p;
     if (v == label) d += g_lp;
     if (g_ent != 0.f && p > 0.f) d -= g_ent * p * (logp + h);
     store(out, v, d * inv_t);
-  }
+  });
 }
 
 // Baseline for the benchmark: full float32 log-softmax written out, then gathered.
@@ -164,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) naive_lse_kernel(const T* __restrict
   const T* x = logits + row * row_stride;
   const float inv_t = 1.f / temperature;
   Online acc;
-  for (int64_t v = threadIdx.x; v < vocab; v += kThreads) acc.add(load(x, v) * inv_t);
+  for_each_in_row(x, vocab, [&](int64_t, float xv) { acc.add(xv * inv_t); });
   const Online total = block_merge(acc);
   const float lse = total.m + logf(total.s);
   float* out = log_softmax + row * vocab;

@@ -142,8 +142,8 @@ LogprobRef logprob_reference(const std::vector<float>& x, const std::vector<int6
     double s = 0;
     for (int64_t j = 0; j < v; ++j) s += std::exp(z[j] - m);
     const double lse = m + std::log(s);
+    if (labels[i] == -100) continue;  // ignored rows: every output 0, the saved lse too
     r.lse[i] = lse;
-    if (labels[i] == -100) continue;
     double h = 0;
     for (int64_t j = 0; j < v; ++j) h -= std::exp(z[j] - lse) * (z[j] - lse);
     r.logp[i] = z[labels[i]] - lse;

@@ -4,7 +4,7 @@
 // entropy), so no [N, V] float32 log-softmax is ever written. Accumulation is float32.
 //
 //   z         = logits[i] / T
-//   lse[i]    = log sum_v exp(z_v)
+//   lse[i]    = log sum_v exp(z_v)                     (0 where ignored: such rows are never read)
 //   logp[i]   = z[labels[i]] - lse[i]                  (0 where labels[i] == ignore_index)
 //   entropy[i]= lse[i] - sum_v p_v z_v, p = softmax(z)  (0 where ignored)
 //
