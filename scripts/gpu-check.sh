@@ -65,6 +65,7 @@ if [[ -n "${TUNE_DEPS:-}" ]]; then
   command -v pkg-config >/dev/null || export PATH="$PATH:$TUNE_DEPS/usr/bin"
 fi
 echo "pkg-config: $(command -v pkg-config || echo missing)" >>"$OUT/env.txt"
+python3 -c 'import importlib.util as u; print("python modules:", {m: bool(u.find_spec(m)) for m in ("torch", "pytest", "transformers", "peft", "safetensors", "tokenizers")})' >>"$OUT/env.txt" 2>&1
 jobs=$(nproc)
 
 # ---- build the kernels and their test first ---------------------------------------------------
