@@ -142,6 +142,7 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
     return metric;
   };
 
+  if (cfg.eval.at_start && step == 0) evaluate(0);
   auto started = std::chrono::steady_clock::now();
   int64_t tokens_total = 0;
   while (step < total_steps) {

@@ -12,6 +12,7 @@
 #include "tune/train/checkpoint.h"
 #include "tune/train/metrics.h"
 #include "tune/train/run_dir.h"
+#include "tune/train/stepper.h"
 
 namespace tune::algo {
 

@@ -15,8 +15,10 @@ struct EvalSection {
   bool generate = true;         // exact match of greedy answers against references
   int64_t max_new_tokens = 32;
   int64_t batch_size = 32;
+  bool at_start = false;        // also evaluate before the first step (the starting point of a curve)
   template <class V>
   void visit(V& v) {
+    v("at_start", at_start, "also evaluate before the first step");
     v("every", every, "steps between evaluations (0: only at the end)", config::at_least<int64_t>(0));
     v("max_samples", max_samples, "held-out samples evaluated", config::greater_than<int64_t>(0));
     v("generate", generate, "also measure exact match of greedy answers (the metric that picks the best checkpoint)");
