@@ -99,9 +99,9 @@ class Reference {
     for (const auto& k : keys) {
       auto it = table_.find(k);
       if (it == table_.end()) {
-        // Pairs outside the precomputed set (evaluation): one forward pass of the reference.
-        auto lp = forward_initial(b);
-        return lp;
+        // Under LoRA the adapters-off network is still the reference; a full fine-tune has moved on.
+        if (policy_.use_lora()) return forward_initial(b);
+        fail("dpo: reference log-probs of a pair were not precomputed (dpo.reference: precompute)");
       }
       c.push_back(it->second.first);
       r.push_back(it->second.second);
@@ -180,7 +180,14 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
   Run run(cfg.output_dir, config::to_json(cfg), preference_manifest(cfg.model, cfg.data), cfg.train, total_steps,
           ckpt_policy);
 
+  // Before any update (and before a resume loads trained weights): training and evaluation pairs.
   reference.precompute(data.train.pairs, data.pad_id, cfg.eval.batch_size);
+  if (!data.eval.pairs.empty()) {
+    std::vector<text::TokenizedPair> held_out(
+        data.eval.pairs.begin(),
+        data.eval.pairs.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs))));
+    reference.precompute(held_out, data.pad_id, cfg.eval.batch_size);
+  }
   model.train();
 
   train::TrainingState state;

@@ -48,7 +48,7 @@ def train(work, method):
 
 def tune_scores(work, final):
     out = subprocess.run([TUNE, "-q", "score", "--reward-model", final, "--input", work / "score.jsonl", "--with-ids",
-                          "--batch-size", 5], check=True, capture_output=True, text=True)
+                          "--batch-size", "5"], check=True, capture_output=True, text=True)
     recs = [json.loads(line) for line in out.stdout.splitlines()]
     return [r["input_ids"][0] for r in recs], [r["score"] for r in recs]
 
@@ -74,7 +74,7 @@ def test_full_reward_model_loads_in_transformers(work):
     with safe_open(final / "model.safetensors", "pt") as f:
         keys = set(f.keys())
     assert "score.weight" in keys and not any(k.startswith("lm_head") for k in keys)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(final, torch_dtype=torch.float32)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(final, dtype=torch.float32)
     assert model.config.num_labels == 1
     ids, ours = tune_scores(work, final)
     theirs = hf_scores(model, ids, cfg["pad_token_id"])
@@ -90,7 +90,7 @@ def test_lora_reward_model_loads_in_peft(work):
     assert acfg["task_type"] == "SEQ_CLS" and acfg["modules_to_save"] == ["score"]
     stats = json.loads((final / "reward_stats.json").read_text())
     base = transformers.AutoModelForSequenceClassification.from_pretrained(
-        work / "base", num_labels=1, pad_token_id=stats["pad_token_id"], torch_dtype=torch.float32)
+        work / "base", num_labels=1, pad_token_id=stats["pad_token_id"], dtype=torch.float32)
     model = peft.PeftModel.from_pretrained(base, final)
     ids, ours = tune_scores(work, final)
     theirs = hf_scores(model, ids, stats["pad_token_id"])
