@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds, and runs every test (unit, cli, parity, proof).
-#   TUNE_TEST_LABELS=unit bash scripts/test.sh    runs a subset (ctest -L regex)
+# Installs what is needed, builds, and runs the tests: labels unit, cli and parity by default.
+#   TUNE_TEST_LABELS=unit bash scripts/test.sh     a subset (ctest -L regex)
+#   TUNE_TEST_LABELS=proof bash scripts/test.sh    the learning proofs (tens of minutes on 2 cores)
+#   TUNE_TEST_LABELS=. bash scripts/test.sh        everything
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -8,5 +10,5 @@ bash scripts/setup.sh
 bash scripts/build.sh
 cd build
 args=(--output-on-failure -j"${TUNE_TEST_JOBS:-2}" --timeout 1500)
-[ -n "${TUNE_TEST_LABELS:-}" ] && args+=(-L "$TUNE_TEST_LABELS")
+args+=(-L "${TUNE_TEST_LABELS:-unit|cli|parity|gpu}")
 ctest "${args[@]}"

@@ -105,6 +105,11 @@ def test_every_config_dry_runs(tmp_path, tiny_model, addition_data):
         if kind == "sft":
             overrides += [f"data.datasets[0].path={addition_data / 'train.jsonl'}", "data.eval_path=",
                           "data.eval_fraction=0.1"]
+        elif kind in ("rm", "dpo"):
+            pref = tmp_path / "pref.jsonl"
+            if not pref.exists():
+                run_tune("data", "synth", "--task", "addition_pref", "--count", "200", "--seed", "5", "--out", pref)
+            overrides += [f"data.datasets[0].path={pref}", "data.eval_path=", "data.eval_fraction=0.1"]
         p = run_tune(kind, "--config", cfg, *overrides, "--dry-run", check=False)
         assert p.returncode == 0, f"{cfg}: {p.stderr}"
 
