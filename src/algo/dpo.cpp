@@ -3,13 +3,13 @@
 // over pairs whatever the accumulation split. Metrics carry TRL's names.
 #include "tune/algo/dpo.h"
 
-#include <chrono>
 #include <unordered_map>
 
 #include "tune/algo/logprobs.h"
 #include "tune/algo/policy.h"
 #include "tune/algo/run.h"
 #include "tune/algo/symptoms.h"
+#include "tune/algo/train_loop.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/data/batch_iterator.h"
@@ -140,7 +140,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
   const PreferenceLossConfig loss_cfg = cfg.dpo.loss_config();
   if (loss_cfg.type == PreferenceLossType::robust && cfg.dpo.label_smoothing >= 0.5)
     usage_fail("config error: dpo.label_smoothing must be < 0.5 for the robust loss");
-  PreferenceData data = load_preference_data(cfg.model, cfg.data);
+  TrainingText data = load_preference_data(cfg.model, cfg.data);
 
   data::IteratorOptions it_opts;
   it_opts.batch_size = cfg.train.batch_size;
@@ -148,8 +148,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
   it_opts.seed = static_cast<uint64_t>(cfg.seed);
   it_opts.collate.pad_id = data.pad_id;
   data::PreferenceBatchIterator batches(data.train, it_opts);
-  const int64_t steps_per_epoch = std::max<int64_t>(1, batches.batches_per_epoch() / cfg.train.grad_accum);
-  const int64_t total_steps = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * steps_per_epoch;
+  const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
   log::info("dpo: loss ", cfg.dpo.loss, ", beta ", cfg.dpo.beta, ", ", total_steps, " optimizer steps (",
             cfg.train.batch_size, " pairs x ", cfg.train.grad_accum, " per step)");
   if (dry_run) {
@@ -165,19 +164,14 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
   Reference reference(cfg, policy);
   log::info("reference: ", reference.describe());
 
-  auto optimizer = train::make_adamw(policy.trainable, cfg.optim.adamw());
-  train::LrSchedule schedule(cfg.optim.schedule_config(), cfg.optim.lr, total_steps);
-  train::StepperConfig stepper_cfg;
-  stepper_cfg.max_grad_norm = cfg.train.max_grad_norm;
-  stepper_cfg.max_consecutive_skips = static_cast<int>(cfg.train.max_consecutive_skips);
-  train::Stepper stepper(*optimizer, schedule, stepper_cfg);
+  Optimization opt(policy.trainable, cfg.optim, cfg.train, total_steps);
 
   train::CheckpointPolicy ckpt_policy;
   ckpt_policy.keep_last = static_cast<int>(cfg.train.keep_last);
   if (!data.eval.pairs.empty()) {
     ckpt_policy.metric_name = "eval_loss";
   }
-  Run run(cfg.output_dir, config::to_json(cfg), preference_manifest(cfg.model, cfg.data), cfg.train, total_steps,
+  Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps,
           ckpt_policy);
 
   // Before any update (and before a resume loads trained weights): training and evaluation pairs.
@@ -189,13 +183,6 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     reference.precompute(held_out, data.pad_id, cfg.eval.batch_size);
   }
   model.train();
-
-  train::TrainingState state;
-  state.parameters = policy.trainable;
-  state.optimizer = optimizer.get();
-  state.stepper = &stepper;
-  int64_t step = run.resume(cfg.resume, state);
-  if (!state.data_position.is_null() && !state.data_position.empty()) batches.restore(state.data_position);
 
   const size_t eval_pairs = std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs));
   auto evaluate = [&](int64_t at) -> std::optional<double> {
@@ -224,59 +211,26 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     return loss / n;
   };
 
+  LoopHooks<data::PreferenceBatch> hooks;
+  hooks.count = [](const data::PreferenceBatch& b) { return static_cast<double>(b.num_pairs); };
+  hooks.loss = [&](const data::PreferenceBatch& b) {
+    SequenceLogps ref = reference(b);
+    SequenceLogps lp = sequence_logps(model, b);
+    PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
+    return train::StepLoss{res.losses.sum(), preference_metric_sums(res, lp)};
+  };
   DpoSymptomDetector symptoms;
-  auto started = std::chrono::steady_clock::now();
-  int64_t tokens_total = 0;
-  while (step < total_steps) {
-    std::vector<data::PreferenceBatch> micro;
-    while (static_cast<int64_t>(micro.size()) < cfg.train.grad_accum) {
-      auto b = batches.next();
-      if (b) micro.push_back(to_device(*b, device));
+  hooks.after_step = [&](const train::StepResult& r) {
+    if (!cfg.dpo.symptoms || !r.applied) return;
+    auto m = r.metrics;
+    m["loss"] = r.loss;
+    for (const auto& s : symptoms.observe(r.step, m)) {
+      log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
+      run.log(r.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
     }
-    std::vector<double> counts;
-    int64_t tokens = 0;
-    for (const auto& b : micro) {
-      counts.push_back(static_cast<double>(b.num_pairs));
-      tokens += b.batch.attention_mask.sum().item<int64_t>();
-    }
-    train::StepResult r = stepper.step(counts, [&](int i) {
-      const auto& b = micro[static_cast<size_t>(i)];
-      SequenceLogps ref = reference(b);
-      SequenceLogps lp = sequence_logps(model, b);
-      PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
-      return train::StepLoss{res.losses.sum(), preference_metric_sums(res, lp)};
-    });
-    step = r.step;
-    tokens_total += tokens;
-    if (!r.applied) log::warn("step ", step + 1, " skipped: ", r.skip_reason);
-    run.progress(step, r.loss, r.lr, tokens);
-    if (cfg.dpo.symptoms && r.applied) {
-      auto m = r.metrics;
-      m["loss"] = r.loss;
-      for (const auto& s : symptoms.observe(step, m)) {
-        log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
-        run.log(step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
-      }
-    }
-    if (run.due(step, cfg.train.log_every) || step == total_steps) {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      Json rec = {{"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}};
-      for (const auto& [k, v] : r.metrics) rec[k] = v;
-      rec["tokens_per_s"] = secs > 0 ? static_cast<double>(tokens_total) / secs : 0.0;
-      rec["epoch"] = batches.state().epoch;
-      rec["skipped_steps"] = stepper.total_skips();
-      rec["peak_memory_bytes"] = peak_memory_bytes(device.is_cuda());
-      run.log(step, rec);
-    }
-    const bool last = step == total_steps;
-    std::optional<double> metric;
-    if (run.due(step, cfg.eval.every) || last) metric = evaluate(step);
-    if (run.due(step, cfg.train.save_every) || last) {
-      state.data_position = batches.state_json();
-      run.save(state, step, metric);
-    }
-  }
-  run.finish();
+  };
+  hooks.evaluate = evaluate;
+  train_loop(run, opt, batches, cfg.train, cfg.eval.every, cfg.resume, device, hooks);
   export_policy(policy, cfg.lora, std::filesystem::path(cfg.output_dir) / "final");
   log::info("done: ", (std::filesystem::path(cfg.output_dir) / "final").string(),
             policy.use_lora() ? " (PEFT adapter)" : " (Hugging Face model)");

@@ -4,19 +4,6 @@
 
 namespace tune::algo {
 
-data::Batch to_device(const data::Batch& batch, const torch::Device& device) {
-  data::Batch out = batch;
-  auto move = [&](torch::Tensor& t) {
-    if (t.defined()) t = t.to(device, /*non_blocking=*/true);
-  };
-  move(out.input_ids);
-  move(out.labels);
-  move(out.attention_mask);
-  move(out.position_ids);
-  move(out.sample_ids);
-  return out;
-}
-
 torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature) {
   model::ForwardArgs args;
   args.input_ids = batch.input_ids;  // [B, T]

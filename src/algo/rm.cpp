@@ -2,13 +2,13 @@
 // one forward pass gives both rewards. The step normaliser is the number of pairs.
 #include "tune/algo/rm.h"
 
-#include <chrono>
 #include <cmath>
 
 #include "tune/algo/logprobs.h"
 #include "tune/algo/policy.h"
 #include "tune/algo/reward_head.h"
 #include "tune/algo/run.h"
+#include "tune/algo/train_loop.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/data/batch_iterator.h"
@@ -63,7 +63,7 @@ void finish_metrics(Json& rec, const std::string& prefix, std::map<std::string, 
 void run_rm(const RmConfig& cfg, bool dry_run) {
   set_threads(cfg.train.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
-  PreferenceData data = load_preference_data(cfg.model, cfg.data);
+  TrainingText data = load_preference_data(cfg.model, cfg.data);
 
   data::IteratorOptions it_opts;
   it_opts.batch_size = cfg.train.batch_size;
@@ -71,8 +71,7 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
   it_opts.seed = static_cast<uint64_t>(cfg.seed);
   it_opts.collate.pad_id = data.pad_id;
   data::PreferenceBatchIterator batches(data.train, it_opts);
-  const int64_t steps_per_epoch = std::max<int64_t>(1, batches.batches_per_epoch() / cfg.train.grad_accum);
-  const int64_t total_steps = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * steps_per_epoch;
+  const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
   log::info("rm: ", total_steps, " optimizer steps (", cfg.train.batch_size, " pairs x ", cfg.train.grad_accum,
             " per step)");
   if (dry_run) {
@@ -91,12 +90,7 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     if (name != "lm_head.weight") trainable.emplace_back(name, t);  // the LM head is not used
   trainable.emplace_back("score.weight", score);
 
-  auto optimizer = train::make_adamw(trainable, cfg.optim.adamw());
-  train::LrSchedule schedule(cfg.optim.schedule_config(), cfg.optim.lr, total_steps);
-  train::StepperConfig stepper_cfg;
-  stepper_cfg.max_grad_norm = cfg.train.max_grad_norm;
-  stepper_cfg.max_consecutive_skips = static_cast<int>(cfg.train.max_consecutive_skips);
-  train::Stepper stepper(*optimizer, schedule, stepper_cfg);
+  Optimization opt(trainable, cfg.optim, cfg.train, total_steps);
 
   train::CheckpointPolicy ckpt_policy;
   ckpt_policy.keep_last = static_cast<int>(cfg.train.keep_last);
@@ -104,16 +98,9 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     ckpt_policy.metric_name = "eval_accuracy";
     ckpt_policy.greater_is_better = true;
   }
-  Run run(cfg.output_dir, config::to_json(cfg), preference_manifest(cfg.model, cfg.data), cfg.train, total_steps,
+  Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps,
           ckpt_policy);
   model.train();
-
-  train::TrainingState state;
-  state.parameters = trainable;
-  state.optimizer = optimizer.get();
-  state.stepper = &stepper;
-  int64_t step = run.resume(cfg.resume, state);
-  if (!state.data_position.is_null() && !state.data_position.empty()) batches.restore(state.data_position);
 
   // Rewards of up to `limit` pairs, no gradients: both columns and the summed loss.
   auto score_pairs = [&](const std::vector<text::TokenizedPair>& pairs, size_t limit, std::vector<float>* all,
@@ -156,50 +143,17 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     return rec["eval_accuracy"].get<double>();
   };
 
-  auto started = std::chrono::steady_clock::now();
-  int64_t tokens_total = 0;
-  while (step < total_steps) {
-    std::vector<data::PreferenceBatch> micro;
-    while (static_cast<int64_t>(micro.size()) < cfg.train.grad_accum) {
-      auto b = batches.next();
-      if (b) micro.push_back(to_device(*b, device));
-    }
-    std::vector<double> counts;
-    int64_t tokens = 0;
-    for (const auto& b : micro) {
-      counts.push_back(static_cast<double>(b.num_pairs));
-      tokens += b.batch.attention_mask.sum().item<int64_t>();
-    }
-    train::StepResult r = stepper.step(counts, [&](int i) {
-      const auto& b = micro[static_cast<size_t>(i)];
-      PairRewards pr = pair_rewards(model, score, b);
-      torch::Tensor loss = bradley_terry_loss(pr.chosen, pr.rejected, margins_of(b, cfg.rm.use_margin),
-                                              cfg.rm.center_rewards_coefficient);
-      return train::StepLoss{loss.sum(), rm_metric_sums(pr)};
-    });
-    step = r.step;
-    tokens_total += tokens;
-    if (!r.applied) log::warn("step ", step + 1, " skipped: ", r.skip_reason);
-    run.progress(step, r.loss, r.lr, tokens);
-    if (run.due(step, cfg.train.log_every) || step == total_steps) {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      Json rec = {{"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}};
-      finish_metrics(rec, "", r.metrics);
-      rec["tokens_per_s"] = secs > 0 ? static_cast<double>(tokens_total) / secs : 0.0;
-      rec["epoch"] = batches.state().epoch;
-      rec["skipped_steps"] = stepper.total_skips();
-      rec["peak_memory_bytes"] = peak_memory_bytes(device.is_cuda());
-      run.log(step, rec);
-    }
-    const bool last = step == total_steps;
-    std::optional<double> metric;
-    if (run.due(step, cfg.eval.every) || last) metric = evaluate(step);
-    if (run.due(step, cfg.train.save_every) || last) {
-      state.data_position = batches.state_json();
-      run.save(state, step, metric);
-    }
-  }
-  run.finish();
+  LoopHooks<data::PreferenceBatch> hooks;
+  hooks.count = [](const data::PreferenceBatch& b) { return static_cast<double>(b.num_pairs); };
+  hooks.loss = [&](const data::PreferenceBatch& b) {
+    PairRewards r = pair_rewards(model, score, b);
+    torch::Tensor loss = bradley_terry_loss(r.chosen, r.rejected, margins_of(b, cfg.rm.use_margin),
+                                            cfg.rm.center_rewards_coefficient);  // [B]
+    return train::StepLoss{loss.sum(), rm_metric_sums(r)};
+  };
+  hooks.metrics = [](Json& rec, const std::map<std::string, double>& means) { finish_metrics(rec, "", means); };
+  hooks.evaluate = evaluate;
+  train_loop(run, opt, batches, cfg.train, cfg.eval.every, cfg.resume, device, hooks);
 
   // Reward statistics for normalising rewards downstream (PPO): held-out pairs when there are some.
   const bool on_eval = !data.eval.pairs.empty();

@@ -69,7 +69,7 @@ int run_init_model(const InitModelArgs& a) {
 Command add_init_model(CLI::App& app) {
   auto args = std::make_shared<InitModelArgs>();
   auto* sub = app.add_subcommand("init-model", "write a seeded random model in Hugging Face layout (tests, benchmarks)");
-  sub->add_option("--preset", args->preset, "tiny | qwen2.5-0.5b | llama-3.2-1b")
+  sub->add_option("--preset", args->preset, "tiny | llama-100m | qwen2.5-0.5b | llama-3.2-1b")
       ->check(CLI::IsMember(model::preset_names()))
       ->capture_default_str();
   sub->add_option("--out,-o", args->out, "output directory")->required();

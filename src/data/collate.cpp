@@ -108,4 +108,19 @@ std::vector<std::vector<size_t>> pack_first_fit(const std::vector<int64_t>& leng
   return rows;
 }
 
+Batch to_device(const Batch& batch, const torch::Device& device) {
+  Batch out = batch;
+  for (torch::Tensor* t : {&out.input_ids, &out.labels, &out.attention_mask, &out.position_ids, &out.sample_ids})
+    if (t->defined()) *t = t->to(device, /*non_blocking=*/true);
+  return out;
+}
+
+PreferenceBatch to_device(const PreferenceBatch& batch, const torch::Device& device) {
+  PreferenceBatch out = batch;
+  out.batch = to_device(batch.batch, device);
+  out.margin = batch.margin.to(device);
+  out.has_margin = batch.has_margin.to(device);
+  return out;
+}
+
 }  // namespace tune::data

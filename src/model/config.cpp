@@ -286,7 +286,7 @@ Json ModelConfig::to_json() const {
   return j;
 }
 
-std::vector<std::string> preset_names() { return {"tiny", "qwen2.5-0.5b", "llama-3.2-1b"}; }
+std::vector<std::string> preset_names() { return {"tiny", "llama-100m", "qwen2.5-0.5b", "llama-3.2-1b"}; }
 
 ModelConfig preset_config(std::string_view name, int64_t vocab) {
   ModelConfig c;
@@ -303,6 +303,21 @@ ModelConfig preset_config(std::string_view name, int64_t vocab) {
     c.rope_theta = 10000.0;
     c.tie_word_embeddings = true;
     c.max_position_embeddings = 2048;
+    c.torch_dtype = "float32";
+  } else if (name == "llama-100m") {
+    // 100.1M parameters (tied embeddings), Llama-2 vocabulary size: the SFT benchmark model.
+    c.arch = Arch::llama;
+    c.vocab_size = 32000;
+    c.hidden_size = 768;
+    c.intermediate_size = 2048;
+    c.num_hidden_layers = 12;
+    c.num_attention_heads = 12;
+    c.num_key_value_heads = 4;
+    c.head_dim = 64;
+    c.rms_norm_eps = 1e-5;
+    c.rope_theta = 10000.0;
+    c.tie_word_embeddings = true;
+    c.max_position_embeddings = 4096;
     c.torch_dtype = "float32";
   } else if (name == "qwen2.5-0.5b") {
     c.arch = Arch::qwen2;

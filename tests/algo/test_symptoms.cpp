@@ -95,6 +95,41 @@ TEST(DpoSymptoms, SlowLossDeclineWithFallingChosenIsNotCollapse) {
   EXPECT_FALSE(has(feed(s), "chosen_collapse"));
 }
 
+// The shape of a real collapse (tiny model, lr 5e-4, no NLL term): the loss only creeps down
+// (0.69 -> 0.60 in 100 steps) while logps/chosen sinks from -4.4 to -11, with per-batch noise.
+Stream slow_collapse() {
+  Stream s;
+  for (int i = 1; i <= 120; ++i) {
+    const double noise = (i % 2 ? 1 : -1) * 0.02;
+    const double t = std::min(i, 100) / 100.0;
+    s.steps.push_back({{"loss", 0.69 - 0.09 * t + noise},
+                       {"rewards/margins", 1.0 + 0.3 * t},  // a healthy-looking margin: not the slow-margin warning
+                       {"logps/chosen", -4.4 - 6.6 * t + 20 * noise}});
+  }
+  return s;
+}
+
+TEST(DpoSymptoms, SlowLargeCollapseFires) {
+  auto v = feed(slow_collapse());
+  ASSERT_TRUE(has(v, "chosen_collapse"));
+  EXPECT_NE(v[0].message.find("much less likely"), std::string::npos);
+  EXPECT_GT(v[0].step, 20);  // needs two smoothing windows of evidence
+}
+
+TEST(DpoSymptoms, ChosenFallingWhileLossRisesIsNotThisSymptom) {
+  Stream s = slow_collapse();
+  for (size_t i = 0; i < s.steps.size(); ++i) s.steps[i]["loss"] = 0.60 + 0.001 * static_cast<double>(i);
+  EXPECT_FALSE(has(feed(s), "chosen_collapse"));
+}
+
+TEST(DpoSymptoms, ChosenFallingByLessThanItsMagnitudeIsNotCollapse) {
+  // -200 -> -260 nats per sequence: the usual drift of a long-answer DPO run, not a collapse.
+  Stream s = slow_collapse();
+  for (size_t i = 0; i < s.steps.size(); ++i)
+    s.steps[i]["logps/chosen"] = -200.0 - 0.5 * static_cast<double>(std::min<size_t>(i, 100));
+  EXPECT_FALSE(has(feed(s), "chosen_collapse"));
+}
+
 TEST(DpoSymptoms, EachSymptomReportedOnce) {
   DpoSymptomDetector d;
   auto s = slow_margin();

@@ -114,21 +114,36 @@ def test_every_config_dry_runs(tmp_path, tiny_model, addition_data):
         assert p.returncode == 0, f"{cfg}: {p.stderr}"
 
 
-def test_resume_reproduces_uninterrupted_losses(tmp_path, tiny_model, addition_data):
-    common = ["--config", ROOT / "configs/sft/tiny.yaml", f"model.path={tiny_model}",
-              f"data.datasets[0].path={addition_data / 'train.jsonl'}", f"data.eval_path={addition_data / 'test.jsonl'}",
-              "train.log_every=1", "train.threads=1", "eval.every=0", "eval.at_start=false", "eval.max_samples=8",
-              "train.batch_size=8", "optim.warmup_steps=2"]
+@pytest.fixture(scope="session")
+def preference_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pref") / "pref.jsonl"
+    run_tune("data", "synth", "--task", "addition_pref", "--count", "400", "--seed", "5", "--out", path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["sft", "rm", "dpo"])
+def test_resume_reproduces_uninterrupted_losses(tmp_path, tiny_model, addition_data, preference_data, command):
+    """On CPU with fixed threads, a run resumed from its step-4 checkpoint logs the same losses (and
+    metrics) as the uninterrupted run, bit for bit."""
+    common = ["--config", ROOT / f"configs/{command}/tiny.yaml", f"model.path={tiny_model}", "train.log_every=1",
+              "train.threads=1", "eval.every=0", "train.batch_size=8", "optim.warmup_steps=2"]
+    if command == "sft":
+        common += [f"data.datasets[0].path={addition_data / 'train.jsonl'}", f"data.eval_path={addition_data / 'test.jsonl'}",
+                   "eval.at_start=false", "eval.max_samples=8"]
+    else:
+        common += [f"data.datasets[0].path={preference_data}", "data.eval_path=", "data.eval_fraction=0.05",
+                   "eval.max_pairs=8"]
     full = tmp_path / "full"
-    run_tune("sft", *common, "--output-dir", full, "--max-steps", "8", "train.save_every=4")
+    run_tune(command, *common, "--output-dir", full, "--max-steps", "8", "train.save_every=4")
     # The same run, interrupted after its step-4 checkpoint: the later checkpoint is gone, and the
     # run resumes from checkpoint-4 (metrics past step 4 are dropped on resume).
     part = tmp_path / "part"
-    run_tune("sft", *common, "--output-dir", part, "--max-steps", "8", "train.save_every=4")
+    run_tune(command, *common, "--output-dir", part, "--max-steps", "8", "train.save_every=4")
     shutil.rmtree(part / "checkpoint-8")
-    run_tune("sft", *common, "--output-dir", part, "--max-steps", "8", "train.save_every=4",
+    run_tune(command, *common, "--output-dir", part, "--max-steps", "8", "train.save_every=4",
              "--resume", part / "checkpoint-4")
-    losses_full = {r["step"]: r["loss"] for r in read_jsonl(full / "metrics.jsonl") if "loss" in r}
-    losses_part = {r["step"]: r["loss"] for r in read_jsonl(part / "metrics.jsonl") if "loss" in r}
-    assert sorted(losses_full) == list(range(1, 9))
-    assert losses_part == losses_full
+    timing = {"tokens_per_s", "peak_memory_bytes"}
+    steps_full = {r["step"]: {k: v for k, v in r.items() if k not in timing} for r in read_jsonl(full / "metrics.jsonl") if "loss" in r}
+    steps_part = {r["step"]: {k: v for k, v in r.items() if k not in timing} for r in read_jsonl(part / "metrics.jsonl") if "loss" in r}
+    assert sorted(steps_full) == list(range(1, 9))
+    assert steps_part == steps_full

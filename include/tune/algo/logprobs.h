@@ -13,7 +13,4 @@ namespace tune::algo {
 // (collate's labels are unshifted: labels[t] is the label of input_ids[t]). Column 0 is always 0.
 torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature = 1.0);
 
-// The same batch moved to a device.
-data::Batch to_device(const data::Batch& batch, const torch::Device& device);
-
 }  // namespace tune::algo

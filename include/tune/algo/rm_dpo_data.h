@@ -2,17 +2,13 @@
 // What `tune rm` and `tune dpo` share: preference data tokenized with the model's chat template
 // (labels on the completions only), per-sequence log-prob sums of a preference batch, and the
 // evaluation section.
-#include <memory>
 #include <vector>
 
 #include "tune/algo/preference_losses.h"
 #include "tune/algo/sections.h"
+#include "tune/algo/training_text.h"
 #include "tune/data/collate.h"
 #include "tune/model/causal_lm.h"
-#include "tune/text/chat_mask.h"
-#include "tune/text/dataset.h"
-#include "tune/text/tokenizer.h"
-#include "tune/train/run_dir.h"
 
 namespace tune::algo {
 
@@ -28,27 +24,14 @@ struct PreferenceEvalSection {
   }
 };
 
-struct PreferenceData {
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  std::unique_ptr<text::ChatMasker> masker;
-  text::TokenizedDataset train;
-  text::TokenizedDataset eval;
-  int32_t pad_id = 0;
-};
-
-text::ChatTemplate chat_template_for(const ModelSection& model);
-int32_t pad_id_of(const text::Tokenizer& tokenizer);
-// Loads, splits and tokenizes; every sample must be a preference pair.
-PreferenceData load_preference_data(const ModelSection& model, const text::DataConfig& data);
-std::vector<train::ManifestFile> preference_manifest(const ModelSection& model, const text::DataConfig& data);
+// Loads, splits and tokenizes; every sample must be a preference pair (pairs in .train.pairs).
+TrainingText load_preference_data(const ModelSection& model, const text::DataConfig& data);
 
 // Sums of label log-probs per sequence of a [2B, T] preference batch, split into chosen / rejected.
 SequenceLogps sequence_logps(model::CausalLM& model, const data::PreferenceBatch& batch);
 // Completion lengths only (no forward pass).
 SequenceLogps completion_lengths(const data::PreferenceBatch& batch);
 
-// The preference batch on a device.
-data::PreferenceBatch to_device(const data::PreferenceBatch& batch, const torch::Device& device);
 
 // Pairs [begin, end) of `pairs` as one batch.
 data::PreferenceBatch pair_batch(const std::vector<text::TokenizedPair>& pairs, size_t begin, size_t end,

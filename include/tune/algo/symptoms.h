@@ -24,7 +24,7 @@ struct DpoSymptomConfig {
   // margin_slow: after `min_steps`, the least-squares slope of rewards/margins over the last
   // `window` observations, extrapolated over `horizon_steps`, stays under `min_margin_gain`,
   // while the margin itself is still below `target_margin`.
-  int64_t min_steps = 30;
+  int64_t min_steps = 100;  // not before the warm-up and the first noisy steps are behind
   int64_t window = 20;
   double horizon_steps = 100;
   double min_margin_gain = 0.2;
@@ -35,6 +35,13 @@ struct DpoSymptomConfig {
   int64_t fast_steps = 50;
   double fast_loss_drop = 0.5;
   double chosen_drop = 1.0;
+  // chosen_collapse, slow form (a real tiny-model run: loss 0.69 -> 0.60 over 100 steps while
+  // logps/chosen went -4.4 -> -11): the mean loss of the last `smooth` observations is below that
+  // of the first `smooth`, and mean logps/chosen fell by at least `chosen_relative_drop` times its
+  // starting magnitude (1.0: the chosen answers' log-likelihood doubled in magnitude) and by at
+  // least `chosen_drop` nats. Means over `smooth` steps keep per-batch noise from firing it.
+  int64_t smooth = 10;
+  double chosen_relative_drop = 1.0;
 };
 
 class DpoSymptomDetector {

@@ -45,6 +45,10 @@ Batch collate_rows(const std::vector<std::vector<const text::TokenizedSample*>>&
 Batch collate(const std::vector<const text::TokenizedSample*>& samples, const CollateOptions& options);
 PreferenceBatch collate_pairs(const std::vector<const text::TokenizedPair*>& pairs, const CollateOptions& options);
 
+// The batch's tensors on `device` (non-blocking copies from pinned memory where possible).
+Batch to_device(const Batch& batch, const torch::Device& device);
+PreferenceBatch to_device(const PreferenceBatch& batch, const torch::Device& device);
+
 // Greedy first-fit packing: items taken in the given order, each put in the first row with room
 // (rows hold at most `capacity` tokens). Returns the item indices of each row, rows in order of
 // opening. An item longer than capacity is an error (truncate first).

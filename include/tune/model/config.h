@@ -71,7 +71,8 @@ struct ModelConfig {
   void validate(const std::string& origin) const;
 };
 
-// Named shapes for `tune init-model`: "tiny" (~1-3M params, llama style), "qwen2.5-0.5b",
+// Named shapes for `tune init-model`: "tiny" (~1-3M params, llama style), "llama-100m" (the
+// SFT benchmark model), "qwen2.5-0.5b",
 // "llama-3.2-1b" (real shapes). `vocab` overrides the vocabulary size when > 0.
 ModelConfig preset_config(std::string_view name, int64_t vocab = 0);
 std::vector<std::string> preset_names();

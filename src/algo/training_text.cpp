@@ -1,0 +1,65 @@
+#include "tune/algo/training_text.h"
+
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+
+namespace tune::algo {
+
+text::ChatTemplate chat_template_for(const ModelSection& m) {
+  if (!m.chat_template.empty()) return text::builtin_chat_template(m.chat_template);
+  if (auto t = text::load_chat_template(m.path)) return *t;
+  usage_fail(m.path, " has no chat template; set model.chat_template to a built-in (",
+             join(text::builtin_chat_template_names(), ", "), ")");
+}
+
+int32_t pad_id_of(const text::Tokenizer& tok) {
+  if (tok.special().pad) return *tok.special().pad;
+  if (tok.special().eos) return *tok.special().eos;
+  return 0;
+}
+
+namespace {
+
+std::string expected_record(text::SampleKind kind) {
+  switch (kind) {
+    case text::SampleKind::preference: return "a preference record {prompt, chosen, rejected}";
+    case text::SampleKind::prompt: return "a prompt record {prompt, answer?}";
+    default: return str("a ", text::to_string(kind), " record");
+  }
+}
+
+}  // namespace
+
+TrainingText load_training_text(const ModelSection& model, const text::DataConfig& data,
+                                std::optional<text::SampleKind> required) {
+  if (model.path.empty()) usage_fail("config error: model.path is required");
+  if (data.datasets.empty()) usage_fail("config error: data.datasets is empty: name at least one JSONL file");
+  TrainingText out;
+  out.tokenizer = text::Tokenizer::load(model.path);
+  out.masker = std::make_unique<text::ChatMasker>(
+      *out.tokenizer, text::make_renderer(chat_template_for(model), *out.tokenizer), text::parse_mask_mode(data.mask));
+  out.records = text::load_data(data);
+  if (required)
+    for (const auto* part : {&out.records.train, &out.records.eval})
+      for (const auto& s : *part)
+        if (s.kind != *required)
+          usage_fail(s.where, ": expected ", expected_record(*required), ", got a ", text::to_string(s.kind),
+                     " sample (set data.datasets[].format: ", text::to_string(*required), ")");
+  out.train = text::tokenize_data(out.records.train, *out.masker, data);
+  out.eval = text::tokenize_data(out.records.eval, *out.masker, data);
+  out.pad_id = pad_id_of(*out.tokenizer);
+  return out;
+}
+
+std::vector<train::ManifestFile> manifest_files(const ModelSection& model, const text::DataConfig& data) {
+  std::vector<train::ManifestFile> files;
+  for (const auto& d : data.datasets) files.push_back({"data", d.path});
+  if (!data.eval_path.empty()) files.push_back({"data", data.eval_path});
+  std::filesystem::path m = model.path;
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"})
+    if (std::filesystem::exists(m / name)) files.push_back({"tokenizer", m / name});
+  files.push_back({"model_config", m / "config.json"});
+  return files;
+}
+
+}  // namespace tune::algo
