@@ -2,7 +2,7 @@
 """SFT step throughput and peak memory: `tune sft` against Hugging Face transformers (+ peft) on the
 same ~100M-parameter model, the same token batches, the same torch threads.
 
-    .venv/bin/python scripts/bench_sft.py --tune build/bin/tune [--steps 8] [--warmup 2]
+    .venv/bin/python scripts/bench_sft.py --tune build/bin/tune [--steps 6] [--warmup 2] [--batch 2] [--seq 512]
 
 Both sides train on identical rows: `--batch` documents of exactly `--seq` tokens each (the same
 tokenizer.json; no padding, loss on every token), AdamW at a constant lr, gradient clipping at 1.0,
@@ -114,9 +114,9 @@ def hf_side(args, model_dir, data_file, lora):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tune", default="build/bin/tune")
-    p.add_argument("--steps", type=int, default=8, help="measured steps")
+    p.add_argument("--steps", type=int, default=6, help="measured steps")
     p.add_argument("--warmup", type=int, default=2, help="steps before measuring")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", help="working directory (default: a temporary one)")

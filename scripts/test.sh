@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs the tests: labels unit, cli, parity, gpu (skipped
-# without a GPU) and proof by default, except the reward-model proof (~11 minutes on 2 cores).
+# without a GPU) and proof by default, except the reward-model proof (~12 minutes on 2 cores).
 #   TUNE_TEST_LABELS=unit bash scripts/test.sh     a subset (ctest -L regex)
 #   TUNE_TEST_LABELS=proof bash scripts/test.sh    the learning proofs (tens of minutes on 2 cores)
 #   TUNE_TEST_LABELS=. bash scripts/test.sh        everything

@@ -65,21 +65,11 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   TrainingText data = load_preference_data(cfg.model, cfg.data);
 
-  data::IteratorOptions it_opts;
-  it_opts.batch_size = cfg.train.batch_size;
-  it_opts.shuffle = cfg.data.shuffle;
-  it_opts.seed = static_cast<uint64_t>(cfg.seed);
-  it_opts.collate.pad_id = data.pad_id;
-  data::PreferenceBatchIterator batches(data.train, it_opts);
+  data::PreferenceBatchIterator batches(data.train, iterator_options(cfg.train, cfg.data, cfg.seed, data.pad_id));
   const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
   log::info("rm: ", total_steps, " optimizer steps (", cfg.train.batch_size, " pairs x ", cfg.train.grad_accum,
             " per step)");
-  if (dry_run) {
-    auto mc = model::ModelConfig::load(cfg.model.path);
-    log::info("dry run: model ", model::arch_name(mc.arch), " ", human_count(static_cast<double>(mc.num_parameters())),
-              " parameters; method ", cfg.method, "; nothing trained");
-    return;
-  }
+  if (dry_run) return report_dry_run(cfg.model, cfg.method);
 
   Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);
   auto& model = *policy.model;

@@ -32,14 +32,7 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   if (train_set.samples.empty()) fail("data: no trainable samples after tokenization (", train_set.report().dump(), ")");
   const int32_t pad_id = corpus.pad_id;
 
-  data::IteratorOptions it_opts;
-  it_opts.batch_size = cfg.train.batch_size;
-  it_opts.packing = cfg.data.packing;
-  it_opts.max_seq_len = cfg.data.max_seq_len;
-  it_opts.shuffle = cfg.data.shuffle;
-  it_opts.seed = static_cast<uint64_t>(cfg.seed);
-  it_opts.collate.pad_id = pad_id;
-  data::BatchIterator batches(train_set, it_opts);
+  data::BatchIterator batches(train_set, iterator_options(cfg.train, cfg.data, cfg.seed, pad_id));
   const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
 
   log::info("data: ", train_set.samples.size(), " train / ", eval_set.samples.size(), " eval samples, ",
@@ -48,12 +41,7 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
             train_set.truncated ? str(", ", train_set.truncated, " truncated") : std::string());
   if (train_set.used_fallback) log::warn("the chat template is not append-only: only final assistant turns are trained");
 
-  if (dry_run) {
-    auto mc = model::ModelConfig::load(cfg.model.path);
-    log::info("dry run: model ", model::arch_name(mc.arch), " ", human_count(static_cast<double>(mc.num_parameters())),
-              " parameters; method ", cfg.method, "; nothing trained");
-    return;
-  }
+  if (dry_run) return report_dry_run(cfg.model, cfg.method);
 
   // Model, optimizer, schedule, stepper.
   Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);

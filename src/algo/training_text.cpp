@@ -2,6 +2,7 @@
 
 #include "tune/core/error.h"
 #include "tune/core/log.h"
+#include "tune/model/config.h"
 
 namespace tune::algo {
 
@@ -49,6 +50,24 @@ TrainingText load_training_text(const ModelSection& model, const text::DataConfi
   out.eval = text::tokenize_data(out.records.eval, *out.masker, data);
   out.pad_id = pad_id_of(*out.tokenizer);
   return out;
+}
+
+data::IteratorOptions iterator_options(const LoopSection& loop, const text::DataConfig& data, int64_t seed,
+                                       int32_t pad_id) {
+  data::IteratorOptions o;
+  o.batch_size = loop.batch_size;
+  o.packing = data.packing;
+  o.max_seq_len = data.max_seq_len;
+  o.shuffle = data.shuffle;
+  o.seed = static_cast<uint64_t>(seed);
+  o.collate.pad_id = pad_id;
+  return o;
+}
+
+void report_dry_run(const ModelSection& model, const std::string& method) {
+  auto mc = model::ModelConfig::load(model.path);
+  log::info("dry run: model ", model::arch_name(mc.arch), " ", human_count(static_cast<double>(mc.num_parameters())),
+            " parameters; method ", method, "; nothing trained");
 }
 
 std::vector<train::ManifestFile> manifest_files(const ModelSection& model, const text::DataConfig& data) {

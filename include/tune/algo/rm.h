@@ -44,10 +44,7 @@ struct RmConfig {
   }
   template <class V>
   void visit(V& v) {
-    v("output_dir", output_dir, "run directory (config, manifest, metrics, checkpoints, final model)");
-    v("seed", seed, "random seed (initialisation, dropout, data order)");
-    v("resume", resume, "\"auto\" (latest checkpoint of output_dir) or a checkpoint directory");
-    v("method", method, "lora | full", config::one_of({"lora", "full"}));
+    visit_run_keys(v, *this);
     v.section("model", model);
     v.section("lora", lora);
     v.section("data", data);

@@ -81,4 +81,14 @@ struct LoopSection {
   }
 };
 
+// The top-level keys every training config has (output_dir, seed, resume, method), visited in one
+// place so their help text and checks are the same for every command.
+template <class V, class Config>
+void visit_run_keys(V& v, Config& c) {
+  v("output_dir", c.output_dir, "run directory (config, manifest, metrics, checkpoints, final model)");
+  v("seed", c.seed, "random seed (initialisation, dropout, data order)");
+  v("resume", c.resume, "\"auto\" (latest checkpoint of output_dir) or a checkpoint directory");
+  v("method", c.method, "lora | full", config::one_of({"lora", "full"}));
+}
+
 }  // namespace tune::algo

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tune/algo/sections.h"
+#include "tune/data/batch_iterator.h"
 #include "tune/text/chat_mask.h"
 #include "tune/text/dataset.h"
 #include "tune/text/tokenizer.h"
@@ -31,6 +32,13 @@ int32_t pad_id_of(const text::Tokenizer& tokenizer);
 // `required`, every record must be of that kind (the error names the file and line).
 TrainingText load_training_text(const ModelSection& model, const text::DataConfig& data,
                                 std::optional<text::SampleKind> required = std::nullopt);
+
+// Batch iterator options from the loop and data sections (batch size, packing, shuffling, seed, pad).
+data::IteratorOptions iterator_options(const LoopSection& loop, const text::DataConfig& data, int64_t seed,
+                                       int32_t pad_id);
+
+// `--dry-run`'s last words: the model's architecture and size, the method; nothing is trained.
+void report_dry_run(const ModelSection& model, const std::string& method);
 
 // Data files, tokenizer files and the base model's config.json, for the run manifest.
 std::vector<train::ManifestFile> manifest_files(const ModelSection& model, const text::DataConfig& data);
