@@ -19,9 +19,15 @@ torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, d
   torch::Tensor labels = batch.labels.narrow(1, 1, T - 1).reshape({B * (T - 1)});     // [N]
   ops::TokenLogprobOptions opts;
   opts.temperature = temperature;
+  // Keeping the [N, V] logits for the backward costs N x V x itemsize bytes and saves recomputing
+  // the LM-head product there (~12% of a LoRA step on a 100M model, docs/benchmarks.md). Under a
+  // budget the logits are kept; above it (long sequences, large vocabularies: 16k tokens x 152k
+  // vocabulary is ~5 GB in bf16) the hidden-state form never stores them.
+  constexpr int64_t kKeepLogitsBytes = 256LL << 20;
+  const int64_t logits_bytes = h.size(0) * model.config().vocab_size * static_cast<int64_t>(h.element_size());
   torch::Tensor logp;
-  if (model.lm_head().adapter()) {
-    // An adapter on the LM head changes the logits: go through them (still chunked in ops).
+  if (model.lm_head().adapter() || logits_bytes <= kKeepLogitsBytes) {
+    // Through the logits (an adapter on the LM head changes them); the log-softmax is still chunked.
     logp = ops::token_logprob(model.logits(h), labels, opts).logprob;
   } else {
     logp = ops::token_logprob_from_hidden(h, model.lm_head().weight(), labels, opts).logprob;
