@@ -4,7 +4,8 @@
 
 namespace tune::algo {
 
-torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature) {
+torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature,
+                             int64_t keep_logits_bytes) {
   model::ForwardArgs args;
   args.input_ids = batch.input_ids;  // [B, T]
   args.position_ids = batch.position_ids;
@@ -23,10 +24,9 @@ torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, d
   // the LM-head product there (~12% of a LoRA step on a 100M model, docs/benchmarks.md). Under a
   // budget the logits are kept; above it (long sequences, large vocabularies: 16k tokens x 152k
   // vocabulary is ~5 GB in bf16) the hidden-state form never stores them.
-  constexpr int64_t kKeepLogitsBytes = 256LL << 20;
   const int64_t logits_bytes = h.size(0) * model.config().vocab_size * static_cast<int64_t>(h.element_size());
   torch::Tensor logp;
-  if (model.lm_head().adapter() || logits_bytes <= kKeepLogitsBytes) {
+  if (model.lm_head().adapter() || logits_bytes <= keep_logits_bytes) {
     // Through the logits (an adapter on the LM head changes them); the log-softmax is still chunked.
     logp = ops::token_logprob(model.logits(h), labels, opts).logprob;
   } else {

@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include "tune/algo/logprobs.h"
 #include "tune/algo/reward_head.h"
 #include "tune/algo/rm.h"
 #include "tune/algo/rm_dpo_data.h"
@@ -194,6 +195,45 @@ TEST(DpoReference, AdaptersOffIsTheModelBeforeLora) {
   auto ref = algo::sequence_logps(*m, batch);
   EXPECT_TRUE(torch::allclose(ref.chosen, base.chosen, 1e-6, 1e-6));
   EXPECT_TRUE(torch::allclose(ref.rejected, base.rejected, 1e-6, 1e-6));
+}
+
+// label_logprobs keeps the logits when they fit its budget and takes the hidden-state form above
+// it: both give the direct log-softmax values, and the same gradients.
+TEST(LabelLogprobs, KeptLogitsAndHiddenFormAgreeWithDirectLogSoftmax) {
+  for (bool tied : {false, true}) {
+    auto m = tiny_model(tied, 3);
+    std::vector<text::TokenizedSample> samples = {seq({3, 14, 15, 9, 26, 5}, 2), seq({7, 1, 60, 2}, 1)};
+    std::vector<const text::TokenizedSample*> ptrs = {&samples[0], &samples[1]};
+    data::Batch batch = data::collate(ptrs, {.pad_id = 0});
+    auto run = [&](int64_t budget) {
+      for (auto& p : m->parameters()) p.mutable_grad() = torch::Tensor();
+      torch::Tensor logp = algo::label_logprobs(*m, batch, 1.0, budget);  // [B, T]
+      logp.sum().backward();
+      std::vector<torch::Tensor> grads;
+      for (auto& p : m->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      return std::make_pair(logp.detach(), grads);
+    };
+    auto [kept, kept_grads] = run(int64_t{1} << 40);
+    auto [hidden, hidden_grads] = run(0);
+
+    torch::NoGradGuard no_grad;
+    model::ForwardArgs args;
+    args.input_ids = batch.input_ids;
+    args.position_ids = batch.position_ids;
+    torch::Tensor logits = m->forward(args);  // [B, T, V]
+    torch::Tensor ls = torch::log_softmax(logits.to(torch::kFloat64), -1);
+    const int64_t T = batch.input_ids.size(1);
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t t = 1; t < T; ++t) {
+        const int64_t label = batch.labels[b][t].item<int64_t>();
+        const double expected = label == text::kIgnoreIndex ? 0.0 : ls[b][t - 1][label].item<double>();
+        EXPECT_NEAR(kept[b][t].item<double>(), expected, 1e-5) << "kept, tied " << tied;
+        EXPECT_NEAR(hidden[b][t].item<double>(), expected, 1e-5) << "hidden, tied " << tied;
+      }
+    ASSERT_EQ(kept_grads.size(), hidden_grads.size());
+    for (size_t i = 0; i < kept_grads.size(); ++i)
+      EXPECT_TRUE(torch::allclose(kept_grads[i], hidden_grads[i], 1e-4, 1e-5)) << "parameter " << i << ", tied " << tied;
+  }
 }
 
 }  // namespace

@@ -11,6 +11,10 @@ namespace tune::algo {
 
 // logp [B, T] float32: logp[b, t] = log p(labels[b, t] | tokens < t), 0 where labels == -100
 // (collate's labels are unshifted: labels[t] is the label of input_ids[t]). Column 0 is always 0.
-torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature = 1.0);
+// The step's [N, V] logits are kept for the backward when they take at most `keep_logits_bytes`
+// (faster: no LM-head recompute); above it the hidden-state form never stores them.
+inline constexpr int64_t kKeepLogitsBytes = 256LL << 20;
+torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature = 1.0,
+                             int64_t keep_logits_bytes = kKeepLogitsBytes);
 
 }  // namespace tune::algo
