@@ -3,6 +3,7 @@
 // over pairs whatever the accumulation split. Metrics carry TRL's names.
 #include "tune/algo/dpo.h"
 
+#include <cstdint>
 #include <unordered_map>
 
 #include "tune/algo/logprobs.h"
@@ -72,20 +73,24 @@ class Reference {
     return "";
   }
 
-  // Must run before any update (and before a resume loads trained weights).
-  void precompute(const std::vector<text::TokenizedPair>& pairs, int32_t pad_id, int64_t batch_size) {
+  // The first `count` pairs of `pairs` (all by default). Must run before any update (and before a
+  // resume loads trained weights).
+  void precompute(const std::vector<text::TokenizedPair>& pairs, int32_t pad_id, int64_t batch_size,
+                  size_t count = SIZE_MAX) {
     if (kind_ != Kind::table) return;
+    count = std::min(count, pairs.size());
+    if (count == 0) return;
     auto started = std::chrono::steady_clock::now();
     const auto device = policy_.model->options().device();
-    for (size_t i = 0; i < pairs.size(); i += static_cast<size_t>(batch_size)) {
-      auto b = to_device(pair_batch(pairs, i, std::min(pairs.size(), i + static_cast<size_t>(batch_size)), pad_id), device);
+    for (size_t i = 0; i < count; i += static_cast<size_t>(batch_size)) {
+      auto b = to_device(pair_batch(pairs, i, std::min(count, i + static_cast<size_t>(batch_size)), pad_id), device);
       SequenceLogps lp = forward_initial(b);
       auto keys = batch_keys(b);
       auto c = lp.chosen.to(torch::kCPU), r = lp.rejected.to(torch::kCPU);
       for (size_t k = 0; k < keys.size(); ++k)
         table_[keys[k]] = {c[static_cast<int64_t>(k)].item<float>(), r[static_cast<int64_t>(k)].item<float>()};
     }
-    log::info("reference: log-probs of ", pairs.size(), " pairs precomputed in ",
+    log::info("reference: log-probs of ", count, " pairs precomputed in ",
               fixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 1), " s");
   }
 
@@ -165,16 +170,11 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
           ckpt_policy);
 
   // Before any update (and before a resume loads trained weights): training and evaluation pairs.
+  const size_t eval_pairs = std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs));
   reference.precompute(data.train.pairs, data.pad_id, cfg.eval.batch_size);
-  if (!data.eval.pairs.empty()) {
-    std::vector<text::TokenizedPair> held_out(
-        data.eval.pairs.begin(),
-        data.eval.pairs.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs))));
-    reference.precompute(held_out, data.pad_id, cfg.eval.batch_size);
-  }
+  reference.precompute(data.eval.pairs, data.pad_id, cfg.eval.batch_size, eval_pairs);
   model.train();
 
-  const size_t eval_pairs = std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs));
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_pairs == 0) return std::nullopt;
     torch::NoGradGuard no_grad;

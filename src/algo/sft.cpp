@@ -24,15 +24,11 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   // Text: tokenizer, template, data -> token sequences with loss masks.
   TrainingText corpus = load_training_text(cfg.model, cfg.data);
-  const auto& tokenizer = corpus.tokenizer;
-  const auto& masker = *corpus.masker;
-  const auto& split = corpus.records;
   const auto& train_set = corpus.train;
   const auto& eval_set = corpus.eval;
   if (train_set.samples.empty()) fail("data: no trainable samples after tokenization (", train_set.report().dump(), ")");
-  const int32_t pad_id = corpus.pad_id;
 
-  data::BatchIterator batches(train_set, iterator_options(cfg.train, cfg.data, cfg.seed, pad_id));
+  data::BatchIterator batches(train_set, iterator_options(cfg.train, cfg.data, cfg.seed, corpus.pad_id));
   const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
 
   log::info("data: ", train_set.samples.size(), " train / ", eval_set.samples.size(), " eval samples, ",
@@ -50,9 +46,9 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   const auto device = model.options().device();
   Optimization opt(policy.trainable, cfg.optim, cfg.train, total_steps);
 
-  const bool has_references = cfg.eval.generate && !split.eval.empty();
+  const bool has_references = cfg.eval.generate && !corpus.records.eval.empty();
   std::vector<ExactMatchItem> em_items =
-      has_references ? exact_match_items(split.eval, masker, cfg.eval.max_samples) : std::vector<ExactMatchItem>{};
+      has_references ? exact_match_items(corpus.records.eval, *corpus.masker, cfg.eval.max_samples) : std::vector<ExactMatchItem>{};
   train::CheckpointPolicy ckpt_policy;
   ckpt_policy.keep_last = static_cast<int>(cfg.train.keep_last);
   if (!em_items.empty()) {
@@ -69,11 +65,11 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_samples.empty()) return std::nullopt;
     Json rec;
-    double loss = eval_loss(model, eval_samples, cfg.eval.batch_size, pad_id);
+    double loss = eval_loss(model, eval_samples, cfg.eval.batch_size, corpus.pad_id);
     rec["eval_loss"] = loss;
     std::optional<double> metric = loss;
     if (!em_items.empty()) {
-      auto em = exact_match(model, *tokenizer, em_items, cfg.eval.max_new_tokens, cfg.eval.batch_size);
+      auto em = exact_match(model, *corpus.tokenizer, em_items, cfg.eval.max_new_tokens, cfg.eval.batch_size);
       rec["eval_exact_match"] = em.accuracy;
       rec["eval_count"] = em.count;
       metric = em.accuracy;

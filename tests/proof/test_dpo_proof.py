@@ -4,22 +4,11 @@ correct sum preferred to a near miss) must raise the share of correct sampled an
 1, fixed seed, >= 200 held-out prompts) by >= 30 points. Commands as in docs/dpo.md.
 """
 import json
-import os
-import subprocess
-from pathlib import Path
 
-import pytest
+from proof_commands import SOURCE, make_tiny_model_and_addition_task, needs_tune, tune
 
-TUNE = os.environ.get("TUNE_BIN")
-SOURCE = Path(os.environ.get("TUNE_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-pytestmark = pytest.mark.skipif(not TUNE, reason="TUNE_BIN not set (run through ctest)")
+pytestmark = needs_tune
 SFT_STEPS = 300  # an imperfect starting point: DPO needs room to improve
-
-
-def tune(*args, cwd, capture=False):
-    r = subprocess.run([TUNE, *map(str, args)], check=True, cwd=cwd, capture_output=capture, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "2"})
-    return r.stdout
 
 
 def sampled_accuracy(model, prompts_file, cwd):
@@ -30,11 +19,7 @@ def sampled_accuracy(model, prompts_file, cwd):
 
 
 def test_dpo_raises_share_of_correct_sampled_answers(tmp_path):
-    tune("init-model", "--preset", "tiny", "--out", "runs/tiny-model", cwd=tmp_path)
-    tune("data", "synth", "--task", "addition", "--count", 5000, "--seed", 1, "--out", "runs/data/addition-train.jsonl",
-         cwd=tmp_path)
-    tune("data", "synth", "--task", "addition", "--count", 300, "--seed", 2, "--exclude", "runs/data/addition-train.jsonl",
-         "--out", "runs/data/addition-test.jsonl", cwd=tmp_path)
+    make_tiny_model_and_addition_task(tmp_path)
     tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", SFT_STEPS, "-o", "runs/sft-tiny-short",
          "eval.every=0", cwd=tmp_path)
     tune("data", "synth", "--task", "addition_pref", "--count", 4000, "--seed", 21, "--exclude",

@@ -6,27 +6,15 @@ twice: the run's own held-out evaluation and `tune score` on the same pairs (the
 reloaded). Commands as in configs/rm/tiny.yaml and docs/rm.md.
 """
 import json
-import os
 import subprocess
-from pathlib import Path
 
-import pytest
+from proof_commands import SOURCE, TUNE, make_tiny_model_and_addition_task, needs_tune, tune
 
-TUNE = os.environ.get("TUNE_BIN")
-SOURCE = Path(os.environ.get("TUNE_SOURCE_DIR", Path(__file__).resolve().parents[2]))
-pytestmark = pytest.mark.skipif(not TUNE, reason="TUNE_BIN not set (run through ctest)")
-
-
-def tune(*args, cwd):
-    subprocess.run([TUNE, *map(str, args)], check=True, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "2"})
+pytestmark = needs_tune
 
 
 def test_reward_model_ranks_held_out_pairs(tmp_path):
-    tune("init-model", "--preset", "tiny", "--out", "runs/tiny-model", cwd=tmp_path)
-    tune("data", "synth", "--task", "addition", "--count", 5000, "--seed", 1, "--out", "runs/data/addition-train.jsonl",
-         cwd=tmp_path)
-    tune("data", "synth", "--task", "addition", "--count", 300, "--seed", 2, "--exclude", "runs/data/addition-train.jsonl",
-         "--out", "runs/data/addition-test.jsonl", cwd=tmp_path)
+    make_tiny_model_and_addition_task(tmp_path)
     tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "eval.every=0", "eval.at_start=false", cwd=tmp_path)
     tune("data", "synth", "--task", "addition_pref", "--count", 300, "--seed", 12,
          "--exclude", "runs/data/addition-train.jsonl", "--out", "runs/data/addition-pref-test.jsonl", cwd=tmp_path)

@@ -32,7 +32,6 @@ SequenceLogps sequence_logps(model::CausalLM& model, const data::PreferenceBatch
 // Completion lengths only (no forward pass).
 SequenceLogps completion_lengths(const data::PreferenceBatch& batch);
 
-
 // Pairs [begin, end) of `pairs` as one batch.
 data::PreferenceBatch pair_batch(const std::vector<text::TokenizedPair>& pairs, size_t begin, size_t end,
                                  int32_t pad_id);

@@ -31,7 +31,7 @@ struct Optimization {
 // Optimizer steps of a run: max_steps when > 0, else epochs x (batches per epoch / grad_accum).
 int64_t planned_steps(const LoopSection& loop, int64_t batches_per_epoch);
 
-// Rows and attended tokens of a micro-batch, for tokens/s.
+// Attended tokens of a micro-batch, for tokens/s (counted on the host batch: no device sync).
 inline int64_t attended_tokens(const data::Batch& b) { return b.attention_mask.sum().item<int64_t>(); }
 inline int64_t attended_tokens(const data::PreferenceBatch& b) { return attended_tokens(b.batch); }
 
@@ -69,14 +69,14 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
   int64_t tokens_total = 0;
   while (step < total) {
     std::vector<Batch> micro;
-    while (static_cast<int64_t>(micro.size()) < loop.grad_accum)
-      if (auto b = batches.next()) micro.push_back(to_device(*b, device));
     std::vector<double> counts;
     int64_t tokens = 0;
-    for (const auto& b : micro) {
-      counts.push_back(hooks.count(b));
-      tokens += attended_tokens(b);
-    }
+    while (static_cast<int64_t>(micro.size()) < loop.grad_accum)
+      if (auto b = batches.next()) {
+        counts.push_back(hooks.count(*b));
+        tokens += attended_tokens(*b);
+        micro.push_back(to_device(*b, device));
+      }
     train::StepResult r = opt.stepper->step(counts, [&](int i) { return hooks.loss(micro[static_cast<size_t>(i)]); });
     step = r.step;
     tokens_total += tokens;
