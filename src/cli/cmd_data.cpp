@@ -1,5 +1,5 @@
 // tune data: the dataset tools.
-//   synth   write a synthetic task as JSONL (addition, reverse, addition_pref)
+//   synth   write a synthetic task as JSONL (addition, reverse, addition_pref, reverse_pref)
 //   check   quality report of a dataset (lengths, distinct words, near-duplicates, token lengths)
 //   filter  write the records that pass the quality filters
 //   show    render samples with their loss mask (trained text between [[ and ]])
@@ -140,7 +140,7 @@ Command add_data(CLI::App& app) {
   data->require_subcommand(1);
 
   auto* synth = data->add_subcommand("synth", "write a synthetic task as JSONL");
-  synth->add_option("--task", a->synth.task, "addition | reverse | addition_pref")
+  synth->add_option("--task", a->synth.task, "addition | reverse | addition_pref | reverse_pref")
       ->check(CLI::IsMember(text::synthetic_task_names()))
       ->capture_default_str();
   synth->add_option("--count,-n", a->synth.count, "records")->capture_default_str();

@@ -21,24 +21,39 @@ int64_t pow10(int digits) {
   return p;
 }
 
-// A plausible wrong sum: off by one in a single digit, the usual slip of a half-trained model.
-std::string near_miss(int64_t sum, std::mt19937_64& rng) {
-  std::string s = std::to_string(sum);
+// A plausible wrong answer: one digit off by one, the usual slip of a half-trained model.
+// `leading_zero_ok`: reversals may start with 0; sums may not.
+std::string digit_slip(const std::string& s, bool leading_zero_ok, std::mt19937_64& rng) {
   while (true) {
     std::string wrong = s;
     size_t pos = std::uniform_int_distribution<size_t>(0, wrong.size() - 1)(rng);
     int digit = wrong[pos] - '0';
     int delta = std::uniform_int_distribution<int>(0, 1)(rng) ? 1 : -1;
     int nd = (digit + delta + 10) % 10;
-    if (pos == 0 && nd == 0 && wrong.size() > 1) continue;  // no leading zero
+    if (!leading_zero_ok && pos == 0 && nd == 0 && wrong.size() > 1) continue;
     wrong[pos] = static_cast<char>('0' + nd);
     if (wrong != s) return wrong;
   }
 }
 
+// A plausible wrong reversal: half the time two neighbouring digits swapped (order slips), else a
+// digit off by one; never the right answer.
+std::string reversal_slip(const std::string& s, std::mt19937_64& rng) {
+  bool swappable = false;
+  for (size_t i = 0; i + 1 < s.size(); ++i) swappable |= s[i] != s[i + 1];
+  if (!swappable || std::uniform_int_distribution<int>(0, 1)(rng)) return digit_slip(s, true, rng);
+  while (true) {
+    size_t pos = std::uniform_int_distribution<size_t>(0, s.size() - 2)(rng);
+    if (s[pos] == s[pos + 1]) continue;
+    std::string wrong = s;
+    std::swap(wrong[pos], wrong[pos + 1]);
+    return wrong;
+  }
+}
+
 }  // namespace
 
-std::vector<std::string> synthetic_task_names() { return {"addition", "reverse", "addition_pref"}; }
+std::vector<std::string> synthetic_task_names() { return {"addition", "reverse", "addition_pref", "reverse_pref"}; }
 
 std::string synthetic_answer(const std::string& prompt) {
   if (prompt.rfind("reverse ", 0) == 0) {
@@ -77,15 +92,19 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
         out.push_back(chat_record(prompt, std::to_string(a + b)));
       } else {
         out.push_back(Json{{"prompt", prompt}, {"chosen", std::to_string(a + b)},
-                           {"rejected", near_miss(a + b, rng)}});
+                           {"rejected", digit_slip(std::to_string(a + b), false, rng)}});
       }
-    } else if (o.task == "reverse") {
+    } else if (o.task == "reverse" || o.task == "reverse_pref") {
       std::string digits;
       for (int i = 0; i < o.digits; ++i) digits += static_cast<char>('0' + operand(rng) % 10);
       std::string prompt = "reverse " + digits;
       if (!seen.insert(prompt).second) continue;
       std::string answer(digits.rbegin(), digits.rend());
-      out.push_back(chat_record(prompt, answer));
+      if (o.task == "reverse") {
+        out.push_back(chat_record(prompt, answer));
+      } else {
+        out.push_back(Json{{"prompt", prompt}, {"chosen", answer}, {"rejected", reversal_slip(answer, rng)}});
+      }
     } else {
       usage_fail("synthetic: unknown task '", o.task, "' (choose from ", join(synthetic_task_names(), ", "), ")");
     }

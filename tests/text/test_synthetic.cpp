@@ -44,6 +44,32 @@ TEST(Synthetic, PreferencePairsPreferTheCorrectSum) {
   }
 }
 
+TEST(Synthetic, ReversalPairsPreferTheExactReversalToASlip) {
+  auto recs = make_synthetic({.task = "reverse_pref", .count = 300, .seed = 1, .digits = 4});
+  int swaps = 0;
+  for (const auto& r : recs) {
+    std::string chosen = r["chosen"], rejected = r["rejected"];
+    EXPECT_EQ(synthetic_answer(r["prompt"]), chosen);
+    ASSERT_EQ(rejected.size(), chosen.size());
+    ASSERT_NE(rejected, chosen);
+    std::vector<size_t> differ;
+    for (size_t i = 0; i < chosen.size(); ++i)
+      if (chosen[i] != rejected[i]) differ.push_back(i);
+    if (differ.size() == 2) {  // neighbours swapped
+      EXPECT_EQ(differ[1], differ[0] + 1);
+      EXPECT_EQ(chosen[differ[0]], rejected[differ[1]]);
+      EXPECT_EQ(chosen[differ[1]], rejected[differ[0]]);
+      ++swaps;
+    } else {  // one digit off by one (mod 10)
+      ASSERT_EQ(differ.size(), 1u);
+      int d = (rejected[differ[0]] - chosen[differ[0]] + 10) % 10;
+      EXPECT_TRUE(d == 1 || d == 9) << chosen << " vs " << rejected;
+    }
+  }
+  EXPECT_GT(swaps, 100);  // both kinds of slip occur (about half each)
+  EXPECT_LT(swaps, 200);
+}
+
 TEST(Synthetic, ImpossibleRequestsAreUsageErrors) {
   EXPECT_THROW(make_synthetic({.task = "addition", .count = 101, .seed = 1, .digits = 1}), UsageError);
   EXPECT_THROW(make_synthetic({.task = "nope", .count = 1}), UsageError);

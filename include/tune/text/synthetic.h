@@ -5,6 +5,7 @@
 //   addition     "57+38=" -> "95"           (SFT proof: a tiny model learns it from scratch)
 //   reverse      "reverse 4096" -> "6904"   (LoRA proof: a second task on top of addition)
 //   addition_pref  prompt "57+38=", chosen "95", rejected a near miss ("85", "96", ...): RM / DPO
+//   reverse_pref   prompt "reverse 4096", chosen "6904", rejected a slip ("9604", "6905", ...): RM
 #include <cstdint>
 #include <string>
 #include <vector>
