@@ -73,40 +73,39 @@ std::string synthetic_answer(const std::string& prompt) {
 }
 
 std::vector<Json> make_synthetic(const SynthOptions& o) {
+  auto names = synthetic_task_names();
+  if (std::find(names.begin(), names.end(), o.task) == names.end())
+    usage_fail("synthetic: unknown task '", o.task, "' (choose from ", join(names, ", "), ")");
   if (o.digits < 1 || o.digits > 9) usage_fail("synthetic: digits must be in [1, 9], got ", o.digits);
   if (o.count < 0) usage_fail("synthetic: count must be >= 0");
+  const bool reversal = o.task == "reverse" || o.task == "reverse_pref";
+  const bool preference = o.task == "addition_pref" || o.task == "reverse_pref";
   std::mt19937_64 rng(o.seed);
   std::set<std::string> seen(o.exclude_prompts.begin(), o.exclude_prompts.end());
   const int64_t hi = pow10(o.digits);
-  const int64_t space = (o.task == "reverse") ? hi : hi * hi;
+  const int64_t space = reversal ? hi : hi * hi;  // distinct prompts: digit strings, or operand pairs
   if (static_cast<int64_t>(seen.size()) + o.count > space)
     usage_fail("synthetic: cannot make ", o.count, " distinct '", o.task, "' prompts with ", o.digits, " digits");
   std::vector<Json> out;
   std::uniform_int_distribution<int64_t> operand(0, hi - 1);
   while (static_cast<int64_t>(out.size()) < o.count) {
-    if (o.task == "addition" || o.task == "addition_pref") {
-      int64_t a = operand(rng), b = operand(rng);
-      std::string prompt = str(a, "+", b, "=");
-      if (!seen.insert(prompt).second) continue;
-      if (o.task == "addition") {
-        out.push_back(chat_record(prompt, std::to_string(a + b)));
-      } else {
-        out.push_back(Json{{"prompt", prompt}, {"chosen", std::to_string(a + b)},
-                           {"rejected", digit_slip(std::to_string(a + b), false, rng)}});
-      }
-    } else if (o.task == "reverse" || o.task == "reverse_pref") {
+    std::string prompt, answer;
+    if (reversal) {
       std::string digits;
       for (int i = 0; i < o.digits; ++i) digits += static_cast<char>('0' + operand(rng) % 10);
-      std::string prompt = "reverse " + digits;
-      if (!seen.insert(prompt).second) continue;
-      std::string answer(digits.rbegin(), digits.rend());
-      if (o.task == "reverse") {
-        out.push_back(chat_record(prompt, answer));
-      } else {
-        out.push_back(Json{{"prompt", prompt}, {"chosen", answer}, {"rejected", reversal_slip(answer, rng)}});
-      }
+      prompt = "reverse " + digits;
+      answer.assign(digits.rbegin(), digits.rend());
     } else {
-      usage_fail("synthetic: unknown task '", o.task, "' (choose from ", join(synthetic_task_names(), ", "), ")");
+      int64_t a = operand(rng), b = operand(rng);
+      prompt = str(a, "+", b, "=");
+      answer = std::to_string(a + b);
+    }
+    if (!seen.insert(prompt).second) continue;
+    if (!preference) {
+      out.push_back(chat_record(prompt, answer));
+    } else {
+      std::string rejected = reversal ? reversal_slip(answer, rng) : digit_slip(answer, false, rng);
+      out.push_back(Json{{"prompt", prompt}, {"chosen", answer}, {"rejected", rejected}});
     }
   }
   return out;

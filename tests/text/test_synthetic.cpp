@@ -73,6 +73,9 @@ TEST(Synthetic, ReversalPairsPreferTheExactReversalToASlip) {
 TEST(Synthetic, ImpossibleRequestsAreUsageErrors) {
   EXPECT_THROW(make_synthetic({.task = "addition", .count = 101, .seed = 1, .digits = 1}), UsageError);
   EXPECT_THROW(make_synthetic({.task = "nope", .count = 1}), UsageError);
+  // 2-digit strings: 100 distinct reversal prompts, for both reversal tasks.
+  EXPECT_THROW(make_synthetic({.task = "reverse_pref", .count = 101, .seed = 1, .digits = 2}), UsageError);
+  EXPECT_EQ(make_synthetic({.task = "reverse_pref", .count = 100, .seed = 1, .digits = 2}).size(), 100u);
 }
 
 }  // namespace
