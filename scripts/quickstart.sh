@@ -12,6 +12,6 @@ $tune init-model --preset tiny --seed 0 --out runs/tiny-model
 $tune data synth --task addition --count 5000 --seed 1 --out runs/data/addition-train.jsonl
 $tune data synth --task addition --count 300 --seed 2 --exclude runs/data/addition-train.jsonl \
   --out runs/data/addition-test.jsonl
-$tune sft --config configs/sft/tiny.yaml
+$tune sft --config configs/sft/tiny.yaml --overwrite   # a rerun replaces the earlier run
 echo "--- 57+38= ->"
 $tune generate --model runs/sft-tiny/final --prompt "57+38=" --max-new-tokens 8

@@ -8,6 +8,7 @@
 
 #include "tune/algo/logprobs.h"
 #include "tune/algo/policy.h"
+#include "tune/algo/reference.h"
 #include "tune/algo/run.h"
 #include "tune/algo/symptoms.h"
 #include "tune/algo/train_loop.h"
@@ -44,47 +45,35 @@ std::vector<std::string> batch_keys(const data::PreferenceBatch& b) {
   return keys;
 }
 
-// The reference side of the loss, in one of three forms.
+// The reference side of the loss: the shared reference model, or (dpo.reference: precompute) a
+// table of its log-probs computed before training.
 class Reference {
  public:
-  Reference(const DpoConfig& cfg, Policy& policy) : policy_(policy) {
-    if (!needs_reference(cfg.dpo.loss_config().type)) {
-      kind_ = Kind::none;
-    } else if (cfg.dpo.reference == "precompute") {
-      kind_ = Kind::table;
-    } else if (policy.use_lora()) {
-      kind_ = Kind::adapters_off;
-    } else {
-      kind_ = Kind::copy;
-      auto options = policy.model->options();
-      copy_ = model::load_pretrained(cfg.model.path, options.dtype().toScalarType(), options.device());
-      copy_->eval();
-      for (auto& p : copy_->parameters()) p.set_requires_grad(false);
-    }
-  }
+  Reference(const DpoConfig& cfg, Policy& policy)
+      : policy_(policy),
+        table_mode_(needs_reference(cfg.dpo.loss_config().type) && cfg.dpo.reference == "precompute"),
+        model_(policy, cfg.model.path,
+               !needs_reference(cfg.dpo.loss_config().type) ? ReferenceMode::none
+               : table_mode_                                ? ReferenceMode::initial
+                                                            : ReferenceMode::frozen) {}
 
   std::string describe() const {
-    switch (kind_) {
-      case Kind::none: return "none (reference-free loss)";
-      case Kind::adapters_off: return "the base model (adapters disabled)";
-      case Kind::copy: return "a frozen copy of the initial model";
-      case Kind::table: return "log-probs precomputed before training";
-    }
-    return "";
+    if (table_mode_) return "log-probs precomputed before training, by " + model_.describe();
+    return model_.describe();
   }
 
   // The first `count` pairs of `pairs` (all by default). Must run before any update (and before a
   // resume loads trained weights).
   void precompute(const std::vector<text::TokenizedPair>& pairs, int32_t pad_id, int64_t batch_size,
                   size_t count = SIZE_MAX) {
-    if (kind_ != Kind::table) return;
+    if (!table_mode_) return;
     count = std::min(count, pairs.size());
     if (count == 0) return;
     auto started = std::chrono::steady_clock::now();
     const auto device = policy_.model->options().device();
     for (size_t i = 0; i < count; i += static_cast<size_t>(batch_size)) {
       auto b = to_device(pair_batch(pairs, i, std::min(count, i + static_cast<size_t>(batch_size)), pad_id), device);
-      SequenceLogps lp = forward_initial(b);
+      SequenceLogps lp = forward(b);
       auto keys = batch_keys(b);
       auto c = lp.chosen.to(torch::kCPU), r = lp.rejected.to(torch::kCPU);
       for (size_t k = 0; k < keys.size(); ++k)
@@ -96,8 +85,8 @@ class Reference {
 
   SequenceLogps operator()(const data::PreferenceBatch& b) {
     SequenceLogps out;
-    if (kind_ == Kind::none) return out;
-    if (kind_ != Kind::table) return forward_initial(b);
+    if (!model_.active()) return out;
+    if (!table_mode_) return forward(b);
     out = completion_lengths(b);
     auto keys = batch_keys(b);
     std::vector<float> c, r;
@@ -105,7 +94,7 @@ class Reference {
       auto it = table_.find(k);
       if (it == table_.end()) {
         // Under LoRA the adapters-off network is still the reference; a full fine-tune has moved on.
-        if (policy_.use_lora()) return forward_initial(b);
+        if (policy_.use_lora()) return forward(b);
         fail("dpo: reference log-probs of a pair were not precomputed (dpo.reference: precompute)");
       }
       c.push_back(it->second.first);
@@ -118,28 +107,19 @@ class Reference {
   }
 
  private:
-  enum class Kind { none, adapters_off, copy, table };
-  // The reference network: the adapters-off policy, the frozen copy, or (table, before training)
-  // the policy itself.
-  SequenceLogps forward_initial(const data::PreferenceBatch& b) {
-    torch::NoGradGuard no_grad;
-    if (kind_ == Kind::copy) return sequence_logps(*copy_, b);
-    model::AdaptersDisabled off;  // a no-op without adapters
-    const bool was_training = policy_.model->is_training();
-    policy_.model->eval();
-    SequenceLogps lp = sequence_logps(*policy_.model, b);
-    if (was_training) policy_.model->train();
-    return lp;
+  SequenceLogps forward(const data::PreferenceBatch& b) {
+    return model_.run([&](model::CausalLM& m) { return sequence_logps(m, b); });
   }
-  Kind kind_ = Kind::none;
   Policy& policy_;
-  std::shared_ptr<model::CausalLM> copy_;
+  bool table_mode_;
+  ReferenceModel model_;
   std::unordered_map<std::string, std::pair<float, float>> table_;
 };
 
 }  // namespace
 
 void run_dpo(const DpoConfig& cfg, bool dry_run) {
+  claim_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, dry_run);
   set_threads(cfg.train.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   const PreferenceLossConfig loss_cfg = cfg.dpo.loss_config();
@@ -207,7 +187,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     SequenceLogps ref = reference(b);
     SequenceLogps lp = sequence_logps(model, b);
     PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
-    return train::StepLoss{res.losses.sum(), preference_metric_sums(res, lp)};
+    return train::StepLoss{res.losses.sum(), train::metric_sums(preference_metric_sums(res, lp), static_cast<double>(b.num_pairs))};
   };
   DpoSymptomDetector symptoms;
   hooks.after_step = [&](const train::StepResult& r) {

@@ -1,6 +1,7 @@
 #include "tune/algo/evaluate.h"
 
 #include "tune/algo/logprobs.h"
+#include "tune/core/log.h"
 #include "tune/core/str.h"
 #include "tune/model/generate.h"
 
@@ -26,19 +27,27 @@ double eval_loss(model::CausalLM& model, const std::vector<text::TokenizedSample
   return tokens > 0 ? total / tokens : 0.0;
 }
 
+int64_t eval_generation_limit(const std::vector<ExactMatchItem>& items, const text::Tokenizer& tokenizer) {
+  int64_t longest = 0;
+  for (const auto& item : items)
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(tokenizer.encode(trim(item.reference)).size()));
+  return longest + 1 + std::max<int64_t>(4, longest / 4);
+}
+
 ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& tokenizer,
                              const std::vector<ExactMatchItem>& items, int64_t max_new_tokens, int64_t batch_size) {
   ExactMatchResult result;
   if (items.empty()) return result;
+  result.max_new_tokens = max_new_tokens > 0 ? max_new_tokens : eval_generation_limit(items, tokenizer);
   bool was_training = model.is_training();
   model.eval();
   model::GenerationConfig gen;
-  gen.max_new_tokens = max_new_tokens;
+  gen.max_new_tokens = result.max_new_tokens;
   gen.temperature = 0;  // greedy
   for (int32_t id : tokenizer.special().stop_ids) gen.stop_ids.push_back(id);
   if (tokenizer.special().eos) gen.stop_ids.push_back(*tokenizer.special().eos);
   if (tokenizer.special().pad) gen.pad_id = *tokenizer.special().pad;
-  int64_t correct = 0;
+  int64_t correct = 0, cut = 0;
   for (size_t start = 0; start < items.size(); start += static_cast<size_t>(batch_size)) {
     std::vector<std::vector<int32_t>> prompts;
     size_t end = std::min(items.size(), start + static_cast<size_t>(batch_size));
@@ -47,12 +56,19 @@ ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& toke
     for (size_t i = start; i < end; ++i) {
       std::string answer(trim(tokenizer.decode(outputs[i - start].tokens, /*skip_special_tokens=*/true)));
       correct += answer == trim(items[i].reference);
+      cut += outputs[i - start].finish == model::FinishReason::length;
       result.answers.push_back(std::move(answer));
     }
   }
   model.train(was_training);
   result.count = static_cast<int64_t>(items.size());
   result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
+  result.hit_limit = static_cast<double>(cut) / static_cast<double>(result.count);
+  if (cut > 0)
+    log::warn("eval: ", cut, " of ", result.count, " answers (", fixed(100 * result.hit_limit, 1),
+              "%) reached the generation limit of ", result.max_new_tokens,
+              " tokens without EOS and were cut; exact match counts them as wrong",
+              max_new_tokens > 0 ? " (raise eval.max_new_tokens, or set it to 0 to derive it from the references)" : "");
   return result;
 }
 

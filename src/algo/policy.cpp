@@ -78,9 +78,19 @@ void copy_tokenizer_files(const std::filesystem::path& from, const std::filesyst
 
 void export_policy(Policy& policy, const lora::LoraConfig& lora_config, const std::filesystem::path& dir) {
   if (policy.use_lora()) {
-    // save_adapter writes atomically itself; tokenizer files make the adapter dir self-describing.
-    lora::save_adapter(policy.lora, lora_config, dir, std::filesystem::absolute(policy.base_dir).string());
-    copy_tokenizer_files(policy.base_dir, dir);
+    // Adapter and tokenizer files (which make the adapter directory self-describing) are gathered in
+    // a temporary directory and published by one rename: `dir` is never an adapter without its
+    // tokenizer, and a failure leaves a previous export intact.
+    const auto tmp = fs::temp_sibling(dir);
+    try {
+      lora::save_adapter(policy.lora, lora_config, tmp, std::filesystem::absolute(policy.base_dir).string());
+      copy_tokenizer_files(policy.base_dir, tmp);
+      fs::replace_directory(tmp, dir);
+    } catch (...) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmp, ec);
+      throw;
+    }
   } else {
     model::SaveOptions options;
     options.copy_files_from = policy.base_dir;

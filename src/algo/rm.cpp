@@ -61,6 +61,7 @@ void finish_metrics(Json& rec, const std::string& prefix, std::map<std::string, 
 }  // namespace
 
 void run_rm(const RmConfig& cfg, bool dry_run) {
+  claim_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, dry_run);
   set_threads(cfg.train.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   TrainingText data = load_preference_data(cfg.model, cfg.data);
@@ -139,7 +140,7 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     PairRewards r = pair_rewards(model, score, b);
     torch::Tensor loss = bradley_terry_loss(r.chosen, r.rejected, margins_of(b, cfg.rm.use_margin),
                                             cfg.rm.center_rewards_coefficient);  // [B]
-    return train::StepLoss{loss.sum(), rm_metric_sums(r)};
+    return train::StepLoss{loss.sum(), train::metric_sums(rm_metric_sums(r), static_cast<double>(b.num_pairs))};
   };
   hooks.metrics = [](Json& rec, const std::map<std::string, double>& means) { finish_metrics(rec, "", means); };
   hooks.evaluate = evaluate;

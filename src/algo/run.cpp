@@ -1,10 +1,12 @@
 #include "tune/algo/run.h"
 
 #include <sys/resource.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <torch/torch.h>
 
 #include "tune/core/error.h"
 #include "tune/core/log.h"
+#include "tune/core/str.h"
 
 namespace tune::algo {
 
@@ -33,6 +35,9 @@ int64_t Run::resume(const std::string& resume, train::TrainingState& state) {
     step = state.stepper ? state.stepper->steps_done() : 0;
     log::info("resumed from ", from->string(), " at step ", step);
   }
+  // A fresh start (claim_output_dir let it in: the directory was empty, replaced, or an "auto" resume
+  // found no checkpoint) must not append to records of an earlier attempt.
+  if (!from) std::filesystem::remove(dir_ / "metrics.jsonl");
   metrics_ = std::make_unique<train::MetricsWriter>(dir_ / "metrics.jsonl",
                                                     from ? std::optional<int64_t>(step) : std::nullopt);
   return step;
@@ -53,8 +58,40 @@ std::filesystem::path Run::save(const train::TrainingState& state, int64_t step,
 
 void Run::finish() { progress_->finish(); }
 
-uint64_t peak_memory_bytes(bool cuda) {
-  (void)cuda;  // CUDA peak memory is reported by the GPU path (kernels issue)
+void claim_output_dir(const std::filesystem::path& dir, const std::string& resume, bool overwrite, bool dry_run) {
+  namespace stdfs = std::filesystem;
+  if (!stdfs::exists(dir)) return;
+  if (!stdfs::is_directory(dir)) usage_fail("output_dir ", dir.string(), " exists and is not a directory");
+  if (stdfs::is_empty(dir) || !resume.empty()) return;
+  const bool is_run = stdfs::exists(dir / "manifest.json") || stdfs::exists(dir / "config.json");
+  if (!overwrite) {
+    std::vector<std::string> held;
+    for (const char* name : {"final", "latest", "metrics.jsonl", "manifest.json"})
+      if (stdfs::exists(dir / name)) held.push_back(name);
+    usage_fail("output_dir ", dir.string(), " is not empty", held.empty() ? std::string() : str(" (", join(held, ", "), ")"),
+               ": pass --resume to continue that run, --overwrite to replace it, or choose another --output-dir");
+  }
+  if (!is_run)
+    usage_fail("output_dir ", dir.string(), " is not empty and holds no tune run (no manifest.json): --overwrite only "
+               "replaces run directories; choose another --output-dir");
+  if (dry_run) {
+    log::info("dry run: ", dir.string(), " would be replaced (--overwrite)");
+    return;
+  }
+  log::warn("--overwrite: removing the earlier run in ", dir.string());
+  std::error_code ec;
+  stdfs::remove_all(dir, ec);
+  if (ec) fail("cannot remove ", dir.string(), " for --overwrite: ", ec.message());
+}
+
+uint64_t peak_memory_bytes(const torch::Device& device) {
+  if (device.is_cuda()) {
+    // The caching allocator's peak of allocated bytes on that device (what the tensors needed), as
+    // torch.cuda.max_memory_allocated reports it; host RSS says nothing about GPU memory.
+    auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
+    return static_cast<uint64_t>(
+        stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak);
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;

@@ -20,6 +20,7 @@
 namespace tune::algo {
 
 void run_sft(const SftConfig& cfg, bool dry_run) {
+  claim_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, dry_run);
   set_threads(cfg.train.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   // Text: tokenizer, template, data -> token sequences with loss masks.
@@ -27,6 +28,7 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   const auto& train_set = corpus.train;
   const auto& eval_set = corpus.eval;
   if (train_set.samples.empty()) fail("data: no trainable samples after tokenization (", train_set.report().dump(), ")");
+  require_label_tokens(corpus, cfg.data);
 
   data::BatchIterator batches(train_set, iterator_options(cfg.train, cfg.data, cfg.seed, corpus.pad_id));
   const int64_t total_steps = planned_steps(cfg.train, batches.batches_per_epoch());
@@ -72,6 +74,7 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
       auto em = exact_match(model, *corpus.tokenizer, em_items, cfg.eval.max_new_tokens, cfg.eval.batch_size);
       rec["eval_exact_match"] = em.accuracy;
       rec["eval_count"] = em.count;
+      rec["eval_hit_limit"] = em.hit_limit;
       metric = em.accuracy;
       log::info("eval at step ", at, ": loss ", fixed(loss, 4), ", exact match ", fixed(100 * em.accuracy, 1), "% of ",
                 em.count);

@@ -1,5 +1,7 @@
 #include "tune/algo/training_text.h"
 
+#include <map>
+
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/model/config.h"
@@ -50,6 +52,24 @@ TrainingText load_training_text(const ModelSection& model, const text::DataConfi
   out.eval = text::tokenize_data(out.records.eval, *out.masker, data);
   out.pad_id = pad_id_of(*out.tokenizer);
   return out;
+}
+
+void require_label_tokens(const TrainingText& text, const text::DataConfig& data) {
+  int64_t labels = 0;
+  for (const auto& s : text.train.samples) labels += s.num_labels();
+  if (labels > 0) return;
+  std::map<std::string, int64_t> kinds;
+  for (const auto& s : text.records.train) ++kinds[text::to_string(s.kind)];
+  std::string read_as;
+  for (const auto& [kind, n] : kinds) read_as += str(read_as.empty() ? "" : ", ", n, " ", kind);
+  const std::string where = text.records.train.empty() ? std::string("data.datasets") : text.records.train.front().where;
+  if (kinds.count("prompt"))
+    usage_fail(where, ": the training data has no tokens to learn: its records were read as RL prompts (format "
+               "'prompt': {prompt, answer?}, ", read_as, " samples), which hold no answer to train on. Supervised "
+               "training needs {messages: [..., {role: assistant, content}]}, {prompt, completion}, {instruction, "
+               "output} or {text} records; prompt records are for tune grpo / tune ppo");
+  usage_fail(where, ": the training data has no tokens to learn (", read_as, " samples, all label tokens masked by "
+             "data.mask: ", data.mask, "; ", text.train.dropped_no_labels, " samples dropped for having none)");
 }
 
 data::IteratorOptions iterator_options(const LoopSection& loop, const text::DataConfig& data, int64_t seed,

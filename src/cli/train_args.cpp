@@ -11,6 +11,7 @@ void TrainArgs::add_to(CLI::App* sub) {
   resume_option = sub->add_option("--resume", resume,
                                   "continue from a checkpoint directory, or the run's latest when no DIR is given")
                       ->expected(0, 1);
+  sub->add_flag("--overwrite", overwrite, "replace an earlier run in the output directory (alias of overwrite)");
   sub->add_flag("--dry-run", dry_run, "validate config, data and model, print the plan, train nothing");
 }
 
@@ -19,6 +20,7 @@ ConfigTree TrainArgs::tree() const {
   if (!output_dir.empty()) flags.emplace_back("output_dir", output_dir);
   if (max_steps >= 0) flags.emplace_back("train.max_steps", max_steps);
   if (seed >= 0) flags.emplace_back("seed", seed);
+  if (overwrite) flags.emplace_back("overwrite", true);
   if (resume_option && resume_option->count() > 0) flags.emplace_back("resume", resume.empty() ? "auto" : resume);
   std::optional<std::filesystem::path> file;
   if (!config_file.empty()) file = config_file;

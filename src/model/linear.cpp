@@ -8,6 +8,8 @@ thread_local bool adapters_disabled = false;
 AdaptersDisabled::AdaptersDisabled() : previous_(adapters_disabled) { adapters_disabled = true; }
 AdaptersDisabled::~AdaptersDisabled() { adapters_disabled = previous_; }
 bool AdaptersDisabled::active() { return adapters_disabled; }
+AdapterModeGuard::AdapterModeGuard(bool disabled) : previous_(adapters_disabled) { adapters_disabled = disabled; }
+AdapterModeGuard::~AdapterModeGuard() { adapters_disabled = previous_; }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, torch::TensorOptions options)
     : in_features_(in_features), out_features_(out_features) {

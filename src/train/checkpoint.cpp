@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <sstream>
 
 #include "tune/core/error.h"
@@ -95,12 +96,36 @@ void set_engine_state(std::mt19937_64& engine, const std::string& state) {
 CheckpointManager::CheckpointManager(stdfs::path run_dir, CheckpointPolicy policy)
     : run_dir_(std::move(run_dir)), policy_(std::move(policy)) {
   if (!stdfs::is_directory(run_dir_)) return;
+  // Leftovers of an interrupted save, "checkpoint-<step>.tmp-*": a half-written one, or (a crash in
+  // the middle of replacing checkpoint-<step>) the complete previous or new copy moved aside. When
+  // checkpoint-<step> itself is missing, the newest complete leftover is that checkpoint: restore it.
+  std::map<int64_t, std::vector<stdfs::path>> leftovers;
   for (const auto& entry : stdfs::directory_iterator(run_dir_)) {
     std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind("checkpoint-", 0) == 0 && name.find(".tmp-") != std::string::npos) {
-      log::warn("removing the incomplete checkpoint ", entry.path().string(), " left by an interrupted save");
+    const size_t tmp = name.find(".tmp-");
+    if (!entry.is_directory() || name.rfind("checkpoint-", 0) != 0 || tmp == std::string::npos) continue;
+    if (auto step = step_of(name.substr(0, tmp))) leftovers[*step].push_back(entry.path());
+    else leftovers[-1].push_back(entry.path());
+  }
+  for (auto& [step, dirs] : leftovers) {
+    const stdfs::path final_dir = run_dir_ / checkpoint_name(step);
+    std::optional<stdfs::path> restore;
+    if (step >= 0 && !stdfs::exists(final_dir)) {
+      for (const auto& d : dirs)
+        if (is_complete_checkpoint(d) &&
+            (!restore || stdfs::last_write_time(d / "state.json") > stdfs::last_write_time(*restore / "state.json")))
+          restore = d;
+    }
+    for (const auto& d : dirs) {
       std::error_code ec;
-      stdfs::remove_all(entry.path(), ec);
+      if (restore && d == *restore) {
+        stdfs::rename(d, final_dir, ec);
+        if (ec) fail("cannot restore the checkpoint ", d.string(), " to ", final_dir.string(), ": ", ec.message());
+        log::warn("restored ", final_dir.string(), " from ", d.filename().string(), ", left by an interrupted save");
+        continue;
+      }
+      log::warn("removing ", d.string(), ", left by an interrupted save");
+      stdfs::remove_all(d, ec);
     }
   }
 }

@@ -29,13 +29,14 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
   r.normalizer = global_normalizer(micro_counts, *comm_);
   if (r.normalizer <= 0) {
     // Every rank sees the same global count, so all of them skip together.
-    return skip(r, "no label tokens in any micro-batch of this step (all labels masked?)", false);
+    // Counted like a non-finite step: data without trainable tokens must end the run, not loop.
+    return skip(r, "no label tokens in any micro-batch of this step (all labels masked?)");
   }
   const double scale = 1.0 / r.normalizer;
 
   torch::Tensor loss_sum;  // float64 scalar, detached
   std::vector<std::string> metric_names;
-  std::vector<double> metric_sums;
+  std::vector<double> metric_stats;  // sum, count, sum, count, ... in metric_names' order
   for (int i = 0; i < static_cast<int>(micro_counts.size()); ++i) {
     StepLoss l = micro_loss(i);
     TUNE_CHECK(l.loss_sum.defined() && l.loss_sum.numel() == 1, "optimizer step ", step_, ", micro-batch ", i,
@@ -44,24 +45,28 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
     torch::Tensor d = l.loss_sum.detach().to(torch::kFloat64).reshape({});
     loss_sum = loss_sum.defined() ? loss_sum + d : d;
     if (i == 0) {
-      for (const auto& [k, v] : l.metric_sums) {
+      for (const auto& [k, m] : l.metrics) {
         metric_names.push_back(k);
-        metric_sums.push_back(v);
+        metric_stats.push_back(m.sum);
+        metric_stats.push_back(m.count);
       }
     } else {
-      TUNE_CHECK(l.metric_sums.size() == metric_names.size(), "optimizer step ", step_, ", micro-batch ", i,
+      TUNE_CHECK(l.metrics.size() == metric_names.size(), "optimizer step ", step_, ", micro-batch ", i,
                  ": metric keys differ from micro-batch 0");
       size_t j = 0;
-      for (const auto& [k, v] : l.metric_sums) {
+      for (const auto& [k, m] : l.metrics) {
         TUNE_CHECK(k == metric_names[j], "optimizer step ", step_, ", micro-batch ", i, ": unexpected metric '", k, "'");
-        metric_sums[j++] += v;
+        metric_stats[2 * j] += m.sum;
+        metric_stats[2 * j + 1] += m.count;
+        ++j;
       }
     }
   }
 
-  // One all-reduce for the loss and metric sums, one for the gradients (local: nothing to do).
+  // One all-reduce for the loss and the metrics' (sum, count) pairs, one for the gradients (local:
+  // nothing to do).
   std::vector<double> stats{loss_sum.item<double>()};
-  stats.insert(stats.end(), metric_sums.begin(), metric_sums.end());
+  stats.insert(stats.end(), metric_stats.begin(), metric_stats.end());
   if (comm_->world_size() > 1) {
     std::vector<torch::Tensor> t{torch::tensor(stats, torch::kFloat64)};
     comm_->all_reduce_sum(t);
@@ -75,7 +80,10 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
     comm_->all_reduce_sum(grads);
   }
   r.loss = stats[0] * scale;
-  for (size_t j = 0; j < metric_names.size(); ++j) r.metrics[metric_names[j]] = stats[j + 1] * scale;
+  for (size_t j = 0; j < metric_names.size(); ++j) {
+    const double sum = stats[1 + 2 * j], count = stats[2 + 2 * j];
+    if (count > 0) r.metrics[metric_names[j]] = sum / count;
+  }
 
   // The norm before clipping; max_norm <= 0 measures without clipping (a factor of 1).
   const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
@@ -83,8 +91,7 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
 
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm))
     return skip(r, tune::str("non-finite ", !std::isfinite(r.loss) ? "loss" : "gradient norm", " (loss ", r.loss,
-                       ", grad norm ", r.grad_norm, ")"),
-                true);
+                       ", grad norm ", r.grad_norm, ")"));
 
   set_learning_rate(optimizer_, r.lr);
   optimizer_.step();
@@ -96,20 +103,23 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
   return r;
 }
 
-StepResult Stepper::skip(StepResult r, const std::string& reason, bool counts_as_failure) {
+std::map<std::string, MetricSum> metric_sums(const std::map<std::string, double>& sums, double count) {
+  std::map<std::string, MetricSum> out;
+  for (const auto& [k, v] : sums) out[k] = {v, count};
+  return out;
+}
+
+StepResult Stepper::skip(StepResult r, const std::string& reason) {
   optimizer_.zero_grad(/*set_to_none=*/true);
   r.applied = false;
   r.skip_reason = reason;
-  if (counts_as_failure) {
-    ++consecutive_skips_;
-    ++total_skips_;
-    if (consecutive_skips_ >= config_.max_consecutive_skips)
-      fail("training diverged: ", consecutive_skips_, " optimizer steps in a row were skipped at step ", step_,
-           ", last because of a ", reason, ". Lower the learning rate, check the data for empty or broken samples, "
-           "or train in float32 (max_consecutive_skips = ", config_.max_consecutive_skips, ")");
-  }
-  log::warn("optimizer step ", step_, " skipped: ", reason,
-            counts_as_failure ? tune::str(" (", consecutive_skips_, " in a row)") : std::string());
+  ++consecutive_skips_;
+  ++total_skips_;
+  if (consecutive_skips_ >= config_.max_consecutive_skips)
+    fail("training stopped: ", consecutive_skips_, " optimizer steps in a row were skipped at step ", step_,
+         " (last: ", reason, "). For non-finite values lower the learning rate or train in float32; for empty "
+         "steps check that the data has trainable tokens (max_consecutive_skips = ", config_.max_consecutive_skips, ")");
+  log::warn("optimizer step ", step_, " skipped: ", reason, " (", consecutive_skips_, " in a row)");
   return r;
 }
 

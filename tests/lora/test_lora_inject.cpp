@@ -148,6 +148,63 @@ TEST(LoraInject, GradientCheckpointingGivesTheSameAdapterGradients) {
   for (size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(torch::allclose(plain[i], recomputed[i], 1e-5, 1e-6)) << i;
 }
 
+// The shipped real-model LoRA configs train with dropout 0.05 and checkpointing on: the recompute
+// in backward must draw the forward's dropout masks, or the gradient belongs to another network.
+TEST(LoraInject, CheckpointingReplaysLoraDropout) {
+  auto grads = [](bool checkpointing) {
+    auto m = tiny_model(5, model::Arch::qwen2);
+    LoraConfig cfg;  // the lora section of configs/sft/qwen2.5-0.5b-lora.yaml, dropout raised
+    cfg.r = 16;
+    cfg.alpha = 32;
+    cfg.dropout = 0.1;
+    torch::manual_seed(0);
+    auto set = inject_lora(*m, cfg);
+    {
+      torch::NoGradGuard g;
+      for (const auto& mod : set.modules()) mod.adapter->lora_B().normal_(0.0, 0.1);
+    }
+    m->set_gradient_checkpointing(checkpointing);
+    m->train();
+    torch::manual_seed(123);  // the same dropout masks in both runs' forward passes
+    lm_loss(*m).backward();
+    std::vector<torch::Tensor> out;
+    for (auto& t : set.parameters()) out.push_back(t.grad().clone());
+    return out;
+  };
+  auto plain = grads(false), recomputed = grads(true);
+  ASSERT_EQ(plain.size(), recomputed.size());
+  for (size_t i = 0; i < plain.size(); ++i)
+    EXPECT_TRUE(torch::allclose(plain[i], recomputed[i], 1e-5, 1e-7)) << "adapter tensor " << i;
+}
+
+// A loss computed under AdaptersDisabled and differentiated after the guard ended: the recompute
+// must be the adapters-off network too.
+TEST(LoraInject, CheckpointingReplaysTheAdapterMode) {
+  auto grads = [](bool checkpointing) {
+    auto m = tiny_model(6);
+    torch::manual_seed(0);
+    LoraConfig cfg;
+    cfg.r = 4;
+    auto set = inject_lora(*m, cfg);
+    {
+      torch::NoGradGuard g;
+      for (const auto& mod : set.modules()) mod.adapter->lora_B().normal_(0.0, 0.5);
+    }
+    for (auto& p : m->parameters()) p.set_requires_grad(true);  // base weights get gradients too
+    m->set_gradient_checkpointing(checkpointing);
+    m->train();
+    torch::Tensor loss;
+    {
+      model::AdaptersDisabled off;
+      loss = lm_loss(*m);
+    }
+    loss.backward();
+    auto w = m->named_parameters()["model.layers.0.self_attn.q_proj.weight"];
+    return w.grad().clone();
+  };
+  EXPECT_TRUE(torch::allclose(grads(false), grads(true), 1e-5, 1e-7));
+}
+
 TEST(LoraInject, Bf16BaseKeepsFloat32Adapters) {
   auto m = std::make_shared<model::CausalLM>(testing::tiny_config(), torch::TensorOptions().dtype(torch::kBFloat16));
   model::init_random(*m, 1);

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "tune/core/error.h"
+#include "tune/core/fs.h"
 #include "tune/core/json.h"
 #include "tune/ops/token_logprob.h"
 #include "tune/train/checkpoint.h"
@@ -241,6 +242,28 @@ TEST_F(CheckpointTest, SaveKilledMidwayLeavesPreviousCheckpointAndNoPartialDirec
   expect_previous_checkpoint_intact(dir);
   // Opening the run (expect_previous_checkpoint_intact did) cleared the leftover.
   EXPECT_FALSE(has_entry_starting(dir, "checkpoint-6"));
+  stdfs::remove_all(dir);
+}
+
+// A crash while replacing checkpoint-5 (saving step 5 again) after the complete copy was moved
+// aside and before the new one was renamed in: the moved copy is the only complete checkpoint-5,
+// so opening the run restores it instead of deleting it.
+TEST_F(CheckpointTest, CrashWhileReplacingRestoresTheMovedAsideCopy) {
+  stdfs::path dir = fresh_dir("fault-replace");
+  TinyRun run(3);
+  run.train(5);
+  {
+    CheckpointManager manager(dir);
+    manager.save(run.state());
+  }
+  stdfs::rename(dir / "checkpoint-5", dir / "checkpoint-5.tmp-999-0");  // moved aside by replace_directory
+  stdfs::create_directories(dir / "checkpoint-5.tmp-999-1");             // the new copy, half written
+  tune::fs::write_file_atomic(dir / "checkpoint-5.tmp-999-1" / "parameters.pt", "partial");
+  stdfs::create_directories(dir / "checkpoint-9.tmp-999-2");             // an unrelated half-written save
+  expect_previous_checkpoint_intact(dir);
+  EXPECT_TRUE(stdfs::is_regular_file(dir / "checkpoint-5" / "state.json"));
+  EXPECT_FALSE(has_entry_starting(dir, "checkpoint-5.tmp-"));
+  EXPECT_FALSE(has_entry_starting(dir, "checkpoint-9"));
   stdfs::remove_all(dir);
 }
 

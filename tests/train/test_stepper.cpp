@@ -132,7 +132,7 @@ struct Tiny {
   torch::optim::SGD sgd{std::vector<Tensor>{w}, torch::optim::SGDOptions(0.1)};
   Stepper stepper{sgd, LrSchedule({ScheduleKind::constant, 0, 0.0, 0.0}, 0.1, 100), {1.0, 3}};
   StepResult step(double scale) {
-    return stepper.step({3}, [&](int) { return StepLoss{(w * scale).sum(), {{"hits", 2.0}}}; });
+    return stepper.step({3}, [&](int) { return StepLoss{(w * scale).sum(), {{"hits", {2.0, 3.0}}}}; });
   }
 };
 
@@ -190,14 +190,45 @@ TEST(Stepper, ClipsToMaxNormAndReportsTheNormBefore) {
   EXPECT_TRUE(torch::allclose(w, torch::tensor({-0.3f, -0.4f}), 1e-5, 1e-6));
 }
 
-TEST(Stepper, StepWithoutLabelTokensIsSkippedButNotFatal) {
-  Tiny t;
-  for (int i = 0; i < 5; ++i) {
+// Data with no trainable tokens must end the run: empty steps count toward max_consecutive_skips
+// (they used to be skipped without counting, and the loop waited forever for a step to advance).
+TEST(Stepper, EmptyStepsCountTowardTheSkipLimit) {
+  Tiny t;  // max_consecutive_skips 3
+  for (int i = 0; i < 2; ++i) {
     StepResult r = t.stepper.step({0, 0}, [&](int) { return StepLoss{(t.w * 0).sum(), {}}; });
     EXPECT_FALSE(r.applied);
     EXPECT_NE(r.skip_reason.find("no label tokens"), std::string::npos);
   }
+  EXPECT_EQ(t.stepper.consecutive_skips(), 2);
+  ASSERT_TRUE(t.step(1.0).applied);
   EXPECT_EQ(t.stepper.consecutive_skips(), 0);
+  for (int i = 0; i < 2; ++i) t.stepper.step({0}, [&](int) { return StepLoss{(t.w * 0).sum(), {}}; });
+  try {
+    t.stepper.step({0}, [&](int) { return StepLoss{(t.w * 0).sum(), {}}; });
+    FAIL() << "three empty steps in a row must throw";
+  } catch (const tune::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no label tokens"), std::string::npos) << e.what();
+  }
+}
+
+// Metrics are averaged over their own counts, not over the loss normaliser: a per-sequence metric
+// over sequences, a per-token one over tokens, across micro-batches of different sizes.
+TEST(Stepper, MetricsAreMeansOverTheirOwnCounts) {
+  Tiny t;
+  // Two micro-batches: 2 sequences of 10 tokens, then 1 sequence of 2 tokens; the loss is
+  // normalised by 4 (say, prompts), unrelated to either count.
+  const std::vector<std::map<std::string, MetricSum>> micro = {
+      {{"reward", {3.0, 2.0}}, {"entropy", {5.0, 10.0}}},
+      {{"reward", {0.0, 1.0}}, {"entropy", {1.0, 2.0}}},
+  };
+  StepResult r = t.stepper.step({3, 1}, [&](int i) { return StepLoss{t.w.sum(), micro[static_cast<size_t>(i)]}; });
+  ASSERT_TRUE(r.applied);
+  EXPECT_DOUBLE_EQ(r.normalizer, 4.0);
+  EXPECT_DOUBLE_EQ(r.metrics.at("reward"), 1.0);          // (3 + 0) / (2 + 1) sequences
+  EXPECT_DOUBLE_EQ(r.metrics.at("entropy"), 6.0 / 12.0);  // (5 + 1) / (10 + 2) tokens
+  // A metric with no items in the whole step is left out rather than reported as 0.
+  StepResult e = t.stepper.step({1}, [&](int) { return StepLoss{t.w.sum(), {{"clip", {0.0, 0.0}}}}; });
+  EXPECT_EQ(e.metrics.count("clip"), 0u);
 }
 
 TEST(Stepper, UsesTheScheduledLearningRateAndRoundTripsState) {

@@ -44,6 +44,7 @@ struct DpoConfig {
   std::string output_dir = "runs/dpo";
   int64_t seed = 42;
   std::string resume;
+  bool overwrite = false;        // replace an earlier run in output_dir
   std::string method = "lora";
   ModelSection model;
   lora::LoraConfig lora;

@@ -24,10 +24,17 @@ struct ExactMatchItem {
 struct ExactMatchResult {
   double accuracy = 0;
   int64_t count = 0;
+  int64_t max_new_tokens = 0;        // the generation limit used
+  double hit_limit = 0;              // share of answers cut by that limit (no EOS before it)
   std::vector<std::string> answers;  // decoded, trimmed
 };
 
-// Greedy answers compared to references after trimming whitespace.
+// The answer length limit that cuts no reference: its longest tokenization, plus EOS, plus a margin
+// of a quarter (at least 4 tokens) for answers a little longer than the references.
+int64_t eval_generation_limit(const std::vector<ExactMatchItem>& items, const text::Tokenizer& tokenizer);
+
+// Greedy answers compared to references after trimming whitespace. max_new_tokens 0: the limit of
+// eval_generation_limit. A share of answers cut by the limit above 0 is logged as a warning.
 ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& tokenizer,
                              const std::vector<ExactMatchItem>& items, int64_t max_new_tokens, int64_t batch_size);
 

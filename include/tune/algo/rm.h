@@ -30,6 +30,7 @@ struct RmConfig {
   std::string output_dir = "runs/rm";
   int64_t seed = 42;
   std::string resume;
+  bool overwrite = false;        // replace an earlier run in output_dir
   std::string method = "lora";
   ModelSection model;
   lora::LoraConfig lora;

@@ -1,6 +1,8 @@
 #pragma once
 // What every training command does around its loop: the run directory (resolved config, manifest),
 // metrics.jsonl, the progress line, checkpoints and resume.
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -45,7 +47,14 @@ class Run {
   std::unique_ptr<train::ProgressPrinter> progress_;
 };
 
-// Peak resident memory of this process (CPU) or peak CUDA allocation, in bytes.
-uint64_t peak_memory_bytes(bool cuda);
+// Before anything is loaded: a fresh run (resume "") may only start in a missing or empty
+// directory. A non-empty one is a usage error naming --resume and --overwrite; with `overwrite` an
+// earlier run directory (one with a manifest.json or config.json) is removed (unless dry_run), any
+// other non-empty directory is refused.
+void claim_output_dir(const std::filesystem::path& dir, const std::string& resume, bool overwrite, bool dry_run);
+
+// Peak memory in bytes: of the CUDA caching allocator on a CUDA device, else this process's peak
+// resident set.
+uint64_t peak_memory_bytes(const torch::Device& device);
 
 }  // namespace tune::algo

@@ -88,6 +88,7 @@ void visit_run_keys(V& v, Config& c) {
   v("output_dir", c.output_dir, "run directory (config, manifest, metrics, checkpoints, final model)");
   v("seed", c.seed, "random seed (initialisation, dropout, data order)");
   v("resume", c.resume, "\"auto\" (latest checkpoint of output_dir) or a checkpoint directory");
+  v("overwrite", c.overwrite, "replace an earlier run in output_dir (a fresh run refuses a non-empty one)");
   v("method", c.method, "lora | full", config::one_of({"lora", "full"}));
 }
 

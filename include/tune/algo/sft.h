@@ -13,7 +13,7 @@ struct EvalSection {
   int64_t every = 0;            // optimizer steps between evaluations (0: only at the end)
   int64_t max_samples = 200;    // held-out samples evaluated
   bool generate = true;         // exact match of greedy answers against references
-  int64_t max_new_tokens = 32;
+  int64_t max_new_tokens = 0;   // 0: the longest reference answer + EOS + a margin
   int64_t batch_size = 32;
   bool at_start = false;        // also evaluate before the first step (the starting point of a curve)
   template <class V>
@@ -22,7 +22,9 @@ struct EvalSection {
     v("every", every, "steps between evaluations (0: only at the end)", config::at_least<int64_t>(0));
     v("max_samples", max_samples, "held-out samples evaluated", config::greater_than<int64_t>(0));
     v("generate", generate, "also measure exact match of greedy answers (the metric that picks the best checkpoint)");
-    v("max_new_tokens", max_new_tokens, "answer length limit for exact match", config::greater_than<int64_t>(0));
+    v("max_new_tokens", max_new_tokens,
+      "answer length limit for exact match (0: the longest reference answer's tokens + EOS + a margin)",
+      config::at_least<int64_t>(0));
     v("batch_size", batch_size, "prompts generated at once", config::greater_than<int64_t>(0));
   }
 };
@@ -31,6 +33,7 @@ struct SftConfig {
   std::string output_dir = "runs/sft";
   int64_t seed = 42;
   std::string resume;            // "" | "auto" | checkpoint directory
+  bool overwrite = false;        // replace an earlier run in output_dir
   std::string method = "lora";   // lora | full
   ModelSection model;
   lora::LoraConfig lora;

@@ -78,11 +78,13 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
         micro.push_back(to_device(*b, device));
       }
     train::StepResult r = opt.stepper->step(counts, [&](int i) { return hooks.loss(micro[static_cast<size_t>(i)]); });
-    step = r.step;
     tokens_total += tokens;
-    if (!r.applied) log::warn("step ", step + 1, " skipped: ", r.skip_reason);
-    run.progress(step, r.loss, r.lr, tokens);
     if (hooks.after_step) hooks.after_step(r);
+    // A skipped step did not advance (the stepper warned and counts it toward its limit): the log
+    // record, evaluation and checkpoint of this step were already made when it was reached.
+    if (!r.applied) continue;
+    step = r.step;
+    run.progress(step, r.loss, r.lr, tokens);
     if (run.due(step, loop.log_every) || step == total) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       Json rec = {{"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}};
@@ -93,7 +95,7 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
       rec["tokens_per_s"] = secs > 0 ? static_cast<double>(tokens_total) / secs : 0.0;
       rec["epoch"] = batches.state().epoch;
       rec["skipped_steps"] = opt.stepper->total_skips();
-      rec["peak_memory_bytes"] = peak_memory_bytes(device.is_cuda());
+      rec["peak_memory_bytes"] = peak_memory_bytes(device);
       run.log(step, rec);
     }
     const bool last = step == total;

@@ -33,6 +33,10 @@ int32_t pad_id_of(const text::Tokenizer& tokenizer);
 TrainingText load_training_text(const ModelSection& model, const text::DataConfig& data,
                                 std::optional<text::SampleKind> required = std::nullopt);
 
+// Fails (usage error naming the first record's file:line and what the records were read as) when
+// the training split has no label token at all: a step would never have anything to learn.
+void require_label_tokens(const TrainingText& text, const text::DataConfig& data);
+
 // Batch iterator options from the loop and data sections (batch size, packing, shuffling, seed, pad).
 data::IteratorOptions iterator_options(const LoopSection& loop, const text::DataConfig& data, int64_t seed,
                                        int32_t pad_id);

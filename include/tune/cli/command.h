@@ -31,6 +31,7 @@ struct TrainArgs {
   std::string resume;  // --resume DIR; --resume alone means "auto" (the run's latest checkpoint)
   CLI::Option* resume_option = nullptr;
   bool dry_run = false;
+  bool overwrite = false;  // --overwrite: replace an earlier run in the output directory
 
   void add_to(CLI::App* sub);
   // defaults < file < key=value < flags. The flag keys are the same in every training config.

@@ -29,6 +29,19 @@ class AdaptersDisabled {
   bool previous_;
 };
 
+// Sets this thread's adapter mode to `disabled` for its lifetime (true = as under AdaptersDisabled),
+// then restores the previous one: replays a captured mode on another thread (checkpoint recompute).
+class AdapterModeGuard {
+ public:
+  explicit AdapterModeGuard(bool disabled);
+  ~AdapterModeGuard();
+  AdapterModeGuard(const AdapterModeGuard&) = delete;
+  AdapterModeGuard& operator=(const AdapterModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class Linear : public torch::nn::Module {
  public:
   // weight [out, in] (+ bias [out]) registered as parameters "weight"/"bias", zero-initialised.

@@ -46,7 +46,9 @@ struct CheckpointPolicy {
 
 class CheckpointManager {
  public:
-  // Removes leftovers of interrupted saves (checkpoint-*.tmp-*) in run_dir.
+  // Cleans up after interrupted saves (checkpoint-*.tmp-*) in run_dir: a complete leftover whose
+  // checkpoint-<step> is missing (a crash while replacing it) is renamed back into place; the rest
+  // are removed.
   CheckpointManager(std::filesystem::path run_dir, CheckpointPolicy policy = {});
 
   // Saves at state.stepper's step (or `step` when there is no stepper); returns the final directory.

@@ -22,28 +22,39 @@
 
 namespace tune::train {
 
+// One micro-batch's share of a metric: the sum and what it is averaged over (pairs or sequences for
+// a per-sequence metric, tokens for a per-token one). The step reports sum / count over every
+// micro-batch and rank, whatever the loss is normalised by.
+struct MetricSum {
+  double sum = 0;
+  double count = 0;
+};
+
 struct StepLoss {
   // Scalar: the SUM of the per-item losses of this micro-batch (not the mean), with its graph.
   torch::Tensor loss_sum;
-  // Optional per-micro-batch sums to report as means over the step (e.g. "chosen_reward" summed
-  // over the pairs of a DPO micro-batch). Same keys on every micro-batch and rank.
-  std::map<std::string, double> metric_sums;
+  // Optional metrics to report as means over the step. Same keys on every micro-batch and rank.
+  std::map<std::string, MetricSum> metrics;
 };
+
+// Metric sums that all share one count (e.g. per-pair sums of a DPO micro-batch of `count` pairs).
+std::map<std::string, MetricSum> metric_sums(const std::map<std::string, double>& sums, double count);
 
 struct StepperConfig {
   double max_grad_norm = 1.0;          // <= 0: no clipping (the norm is still measured)
-  int max_consecutive_skips = 5;       // non-finite steps in a row before tune::Error
+  int max_consecutive_skips = 5;       // skipped steps in a row (non-finite or empty) before tune::Error
 };
 
 struct StepResult {
   int64_t step = 0;            // optimizer steps completed after this call
-  bool applied = false;        // false: skipped (non-finite, or no tokens), no update made
+  bool applied = false;        // false: skipped (non-finite, or no tokens), no update made; counts
+                               // toward max_consecutive_skips either way
   std::string skip_reason;     // why, when skipped
   double loss = 0;             // sum of loss_sum over micro-batches and ranks / global count
   double grad_norm = 0;        // total L2 norm before clipping
   double lr = 0;               // learning rate the update used
   double normalizer = 0;       // global count the loss was divided by
-  std::map<std::string, double> metrics;  // metric_sums / global count
+  std::map<std::string, double> metrics;  // per metric: global sum / global count (absent when the count is 0)
 };
 
 class Stepper {
@@ -67,7 +78,7 @@ class Stepper {
   void load_state(const Json& state);
 
  private:
-  StepResult skip(StepResult result, const std::string& reason, bool counts_as_failure);
+  StepResult skip(StepResult result, const std::string& reason);
 
   torch::optim::Optimizer& optimizer_;
   LrSchedule schedule_;
