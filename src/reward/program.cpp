@@ -190,6 +190,28 @@ void ProgramReward::stop_and_fail(const std::string& message) {
   throw Error(message);
 }
 
+void ProgramReward::drain_between_batches() {
+  // Nothing may arrive between batches: such bytes would be taken for the next batch's answers.
+  const std::string who = str("reward program \"", options_.command, "\"");
+  std::vector<char> buffer(1 << 16);
+  while (true) {
+    const ssize_t r = ::read(stdout_fd_, buffer.data(), buffer.size());
+    if (r > 0) {
+      pending_.append(buffer.data(), static_cast<size_t>(r));
+      continue;
+    }
+    if (r == 0) {
+      const std::string how = wait_exit(1.0);
+      stop_and_fail(str(who, " ", how, " between batches (after ", batches_, " batches)"));
+    }
+    if (errno == EINTR) continue;
+    break;  // EAGAIN: nothing there
+  }
+  if (!trim(pending_).empty())
+    stop_and_fail(str(who, " wrote more lines than it was sent samples: ", shown(pending_), " arrived between batches"));
+  pending_.clear();
+}
+
 std::vector<Score> ProgramReward::score(std::span<const Sample> batch) {
   const std::string who = str("reward program \"", options_.command, "\"");
   if (failed_) fail(who, " stopped after an earlier error");
@@ -197,6 +219,7 @@ std::vector<Score> ProgramReward::score(std::span<const Sample> batch) {
   out.reserve(batch.size());
   if (batch.empty()) return out;
   const size_t n = batch.size();
+  drain_between_batches();
   std::string payload;
   for (const auto& s : batch) payload += program_request(s) + "\n";
 

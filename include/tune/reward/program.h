@@ -49,6 +49,7 @@ class ProgramReward : public Reward {
   [[noreturn]] void stop_and_fail(const std::string& message);
   std::string wait_exit(double grace_s);  // reaps it: "exited with status N" / "was killed by signal S"
   void close_stdin();
+  void drain_between_batches();  // fails on output that answers nothing, or an exit since the last batch
 
   ProgramOptions options_;
   pid_t pid_ = 0;
