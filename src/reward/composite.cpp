@@ -13,33 +13,38 @@ int64_t Scores::null_count() const {
 
 namespace {
 
-std::optional<double> mean_of(const std::vector<Score>& values) {
-  double sum = 0.0;
-  int64_t n = 0;
+MetricSum sum_of(const std::vector<Score>& values) {
+  MetricSum out;
   for (const auto& v : values)
     if (v) {
-      sum += *v;
-      ++n;
+      out.sum += *v;
+      out.count += 1.0;
     }
-  if (n == 0) return std::nullopt;
-  return sum / static_cast<double>(n);
+  return out;
 }
 
 }  // namespace
 
+std::vector<std::pair<std::string, MetricSum>> Scores::sums() const {
+  std::vector<std::pair<std::string, MetricSum>> out;
+  out.emplace_back("reward/total", sum_of(total));
+  for (const auto& t : terms) out.emplace_back("reward/" + t.name, sum_of(t.values));
+  out.emplace_back("reward/null_fraction",
+                   MetricSum{static_cast<double>(null_count()), static_cast<double>(total.size())});
+  return out;
+}
+
 Json Scores::metrics() const {
   Json out = Json::object();
-  if (auto m = mean_of(total)) out["reward/total"] = *m;
-  for (const auto& t : terms)
-    if (auto m = mean_of(t.values)) out["reward/" + t.name] = *m;
-  out["reward/null"] = null_count();
+  for (const auto& [key, s] : sums())
+    if (s.count > 0) out[key] = s.sum / s.count;
   return out;
 }
 
 void Composite::add(std::string name, double weight, std::unique_ptr<Reward> term) {
   TUNE_CHECK(term, "reward term '", name, "' is empty");
   if (name.empty()) usage_fail("a reward term needs a name");
-  if (name == "total" || name == "null")
+  if (name == "total" || name == "null_fraction")
     usage_fail("reward term name '", name, "' is reserved (reward/", name, " is a metric of the composite)");
   if (!std::isfinite(weight)) usage_fail("reward term '", name, "': weight must be finite");
   for (const auto& t : terms_)

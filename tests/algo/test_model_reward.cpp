@@ -228,7 +228,7 @@ TEST_F(ModelRewardTest, ConfigBuildsItIntoTheComposite) {
   EXPECT_NEAR(*s.total[0], 1.0 + 0.5 * raw[0], 1e-9);
   EXPECT_FALSE(s.total[1]);  // no reference: answer_match cannot judge, so the sample is null
   EXPECT_NEAR(*s.terms[1].values[1], raw[1], 1e-9);  // the RM's own value is still reported
-  EXPECT_EQ(s.metrics()["reward/null"], 4);
+  EXPECT_DOUBLE_EQ(s.metrics()["reward/null_fraction"].get<double>(), 0.8);
 }
 
 }  // namespace

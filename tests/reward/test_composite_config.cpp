@@ -50,7 +50,18 @@ TEST(Composite, WeightedSumNullRuleAndWeightZero) {
   EXPECT_DOUBLE_EQ(m["reward/correct"].get<double>(), 2.0 / 3.0);         // over the 3 it judged
   EXPECT_DOUBLE_EQ(m["reward/length"].get<double>(), -0.2 / 3.0);
   EXPECT_DOUBLE_EQ(m["reward/judge"].get<double>(), 3.0);
-  EXPECT_EQ(m["reward/null"].get<int64_t>(), 2);
+  EXPECT_DOUBLE_EQ(m["reward/null_fraction"].get<double>(), 0.5);
+  // The same as sums, for adding up over batches and ranks, in configuration order.
+  auto sums = s.sums();
+  ASSERT_EQ(sums.size(), 5u);
+  EXPECT_EQ(sums[0].first, "reward/total");
+  EXPECT_DOUBLE_EQ(sums[0].second.sum, 0.9);
+  EXPECT_DOUBLE_EQ(sums[0].second.count, 2.0);
+  EXPECT_EQ(sums[2].first, "reward/length");
+  EXPECT_DOUBLE_EQ(sums[2].second.count, 3.0);
+  EXPECT_EQ(sums[4].first, "reward/null_fraction");
+  EXPECT_DOUBLE_EQ(sums[4].second.sum, 2.0);
+  EXPECT_DOUBLE_EQ(sums[4].second.count, 4.0);
   EXPECT_EQ(c.names(), (std::vector<std::string>{"correct", "length", "judge"}));
   EXPECT_EQ(c.score(batch).size(), 4u);
 }
@@ -62,9 +73,10 @@ TEST(Composite, AllNullHasNoMeansAndAnEmptyCompositeJudgesNothing) {
   Json m = c.score_terms(batch).metrics();
   EXPECT_FALSE(m.contains("reward/total"));
   EXPECT_FALSE(m.contains("reward/x"));
-  EXPECT_EQ(m["reward/null"], 2);
+  EXPECT_DOUBLE_EQ(m["reward/null_fraction"].get<double>(), 1.0);
   Composite empty;
   EXPECT_EQ(empty.score_terms(batch).null_count(), 2);
+  EXPECT_FALSE(Composite().score_terms({}).metrics().contains("reward/null_fraction"));  // no samples
 }
 
 TEST(Composite, BadTermsAndNamesAreErrors) {
@@ -82,7 +94,7 @@ TEST(Composite, BadTermsAndNamesAreErrors) {
   EXPECT_THROW(nan.score_terms(batch), Error);
   EXPECT_THROW(c.add("short", 1.0, std::make_unique<Fixed>(std::vector<Score>{})), UsageError);
   EXPECT_THROW(c.add("total", 1.0, std::make_unique<Fixed>(std::vector<Score>{})), UsageError);
-  EXPECT_THROW(c.add("null", 1.0, std::make_unique<Fixed>(std::vector<Score>{})), UsageError);
+  EXPECT_THROW(c.add("null_fraction", 1.0, std::make_unique<Fixed>(std::vector<Score>{})), UsageError);
 }
 
 TEST(Composite, StateRoundTripByTermName) {

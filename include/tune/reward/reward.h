@@ -10,12 +10,14 @@
 //   reward::Scores s = rewards.score_terms(batch);
 //   for (size_t i = 0; i < batch.size(); ++i)
 //     if (s.total[i]) use(*s.total[i]);              // else: excluded (s.null_count() of them)
-//   metrics.update(s.metrics());                     // {"reward/total": .., "reward/correct": .., "reward/null": ..}
+//   log(s.metrics());      // {"reward/total": .., "reward/correct": .., "reward/null_fraction": ..}
+//   for (auto& [key, sum] : s.sums()) ...            // the same as (sum, count), to add up over ranks
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tune/core/json.h"
@@ -54,15 +56,23 @@ struct TermScores {
   std::vector<Score> values;
 };
 
+// A mean's parts, so means add up exactly over batches and ranks.
+struct MetricSum {
+  double sum = 0.0;
+  double count = 0.0;
+};
+
 struct Scores {
   // sum_k weight_k * value_k per sample; nullopt when any term with a non-zero weight said nullopt.
   std::vector<Score> total;
   std::vector<TermScores> terms;  // in configuration order
 
   int64_t null_count() const;
-  // "reward/total": mean total over the judged samples; "reward/<name>": mean of that term's raw
-  // values over the samples it judged; "reward/null": samples whose total is null. Means over
-  // no sample are omitted.
+  // "reward/total": the total over the judged samples; "reward/<name>": that term's raw
+  // (unweighted) values over the samples it judged; "reward/null_fraction": samples whose total is
+  // null, over all samples. In configuration order.
+  std::vector<std::pair<std::string, MetricSum>> sums() const;
+  // The means of sums(); a key with count 0 is omitted.
   Json metrics() const;
 };
 
@@ -71,7 +81,7 @@ struct Scores {
 // sums, so it is excluded rather than guessed). A weight-0 term is scored and logged only.
 class Composite : public Reward {
  public:
-  // Names must be unique ("total" and "null" are reserved: they are metric keys).
+  // Names must be unique ("total" and "null_fraction" are reserved: they are metric keys).
   void add(std::string name, double weight, std::unique_ptr<Reward> term);
 
   // Every term scores the whole batch (one call each, in order).
