@@ -18,10 +18,12 @@ GaeResult gae(const Tensor& rewards, const Tensor& values, const Tensor& mask, d
   TUNE_CHECK(gamma >= 0 && gamma <= 1 && lambda >= 0 && lambda <= 1, "gae: gamma and lambda must be in [0, 1], got ",
              gamma, " and ", lambda);
 #ifdef TUNE_WITH_CUDA_KERNELS
-  if (use_cuda_kernels(rewards)) return cuda::gae(rewards, values, mask, gamma, lambda);
+  if (use_cuda_kernels(rewards) && rewards.scalar_type() != torch::kFloat64)
+    return cuda::gae(rewards, values, mask, gamma, lambda);
 #endif
   torch::NoGradGuard no_grad;
-  Tensor r = rewards.to(torch::kFloat32), v = values.to(torch::kFloat32);  // [B, T]
+  const auto dtype = rewards.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  Tensor r = rewards.to(dtype), v = values.to(dtype);  // [B, T]
   Tensor valid = mask.scalar_type() == torch::kBool ? mask : mask != 0;    // [B, T]
   const int64_t batch = r.size(0), steps = r.size(1);
   Tensor adv = torch::zeros_like(r);
@@ -47,10 +49,12 @@ Tensor group_advantages(const Tensor& rewards, int64_t group_size, bool scale_by
   TUNE_CHECK(rewards.size(0) % group_size == 0, "group_advantages: ", rewards.size(0),
              " rewards do not split into groups of ", group_size);
 #ifdef TUNE_WITH_CUDA_KERNELS
-  if (use_cuda_kernels(rewards)) return cuda::group_advantages(rewards, group_size, scale_by_std, eps);
+  if (use_cuda_kernels(rewards) && rewards.scalar_type() != torch::kFloat64)
+    return cuda::group_advantages(rewards, group_size, scale_by_std, eps);
 #endif
   torch::NoGradGuard no_grad;
-  Tensor r = rewards.to(torch::kFloat32).view({-1, group_size});  // [B, G]
+  const auto dtype = rewards.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  Tensor r = rewards.to(dtype).view({-1, group_size});  // [B, G]
   Tensor adv = r - r.mean(1, /*keepdim=*/true);
   if (scale_by_std && group_size > 1) adv = adv / (r.std(1, /*unbiased=*/true, /*keepdim=*/true) + eps);
   return adv.reshape({-1});
