@@ -269,9 +269,9 @@ TEST(PolicyLoss, MetricsByHand) {
   // One row, four tokens (the last masked, holding nan): ratios e^0.5, e^-0.5, 1; per-token
   // advantages 1, -1, 1; default clip 0.2 / 0.2.
   auto o = torch::TensorOptions().dtype(torch::kFloat64);
-  Tensor logp = torch::tensor({0.5, -0.5, 0.0, NAN}, o).view({1, 4}).requires_grad_(true);
+  Tensor logp = torch::tensor({0.5, -0.5, 0.0, static_cast<double>(NAN)}, o).view({1, 4}).requires_grad_(true);
   Tensor old = torch::zeros({1, 4}, o);
-  Tensor adv = torch::tensor({1.0, -1.0, 1.0, NAN}, o).view({1, 4});
+  Tensor adv = torch::tensor({1.0, -1.0, 1.0, static_cast<double>(NAN)}, o).view({1, 4});
   Tensor mask = torch::tensor({1, 1, 1, 0}).view({1, 4});
   Tensor ref = torch::zeros({1, 4}, o);
   PolicyLossConfig c;
