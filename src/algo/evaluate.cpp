@@ -3,7 +3,8 @@
 #include "tune/algo/logprobs.h"
 #include "tune/core/log.h"
 #include "tune/core/str.h"
-#include "tune/model/generate.h"
+#include "tune/rollout/engine.h"
+#include "tune/rollout/sampling.h"
 
 namespace tune::algo {
 
@@ -39,28 +40,25 @@ ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& toke
   ExactMatchResult result;
   if (items.empty()) return result;
   result.max_new_tokens = max_new_tokens > 0 ? max_new_tokens : eval_generation_limit(items, tokenizer);
-  bool was_training = model.is_training();
-  model.eval();
-  model::GenerationConfig gen;
-  gen.max_new_tokens = result.max_new_tokens;
-  gen.temperature = 0;  // greedy
-  for (int32_t id : tokenizer.special().stop_ids) gen.stop_ids.push_back(id);
-  if (tokenizer.special().eos) gen.stop_ids.push_back(*tokenizer.special().eos);
-  if (tokenizer.special().pad) gen.pad_id = *tokenizer.special().pad;
+  // Greedy, so no random number is drawn; the engine puts the model's train mode back itself.
+  rollout::RolloutEngine engine(model, rollout::engine_options(tokenizer));
+  rollout::SamplingConfig greedy;
+  greedy.max_new_tokens = result.max_new_tokens;
+  greedy.temperature = 0;
+  torch::Generator unused = rollout::make_generator(model.options().device(), 0);
   int64_t correct = 0, cut = 0;
   for (size_t start = 0; start < items.size(); start += static_cast<size_t>(batch_size)) {
     std::vector<std::vector<int32_t>> prompts;
     size_t end = std::min(items.size(), start + static_cast<size_t>(batch_size));
     for (size_t i = start; i < end; ++i) prompts.push_back(items[i].prompt_ids);
-    auto outputs = model::generate(model, prompts, gen);
+    auto outputs = engine.rollout(prompts, 1, greedy, unused);
     for (size_t i = start; i < end; ++i) {
-      std::string answer(trim(tokenizer.decode(outputs[i - start].tokens, /*skip_special_tokens=*/true)));
+      std::string answer(trim(outputs.samples[i - start].text));
       correct += answer == trim(items[i].reference);
-      cut += outputs[i - start].finish == model::FinishReason::length;
+      cut += outputs.samples[i - start].finish == rollout::FinishReason::length;
       result.answers.push_back(std::move(answer));
     }
   }
-  model.train(was_training);
   result.count = static_cast<int64_t>(items.size());
   result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
   result.hit_limit = static_cast<double>(cut) / static_cast<double>(result.count);

@@ -36,4 +36,20 @@ torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, d
   return torch::cat({first, logp.view({B, T - 1})}, 1);  // [B, T]
 }
 
+data::Batch rollout_as_batch(const rollout::RolloutBatch& r) {
+  data::Batch b;
+  b.input_ids = r.input_ids;  // [N, T]
+  b.attention_mask = r.attention_mask;
+  b.labels = torch::where(r.completion_mask.to(torch::kBool), r.input_ids, torch::full({}, ops::kIgnoreIndex, r.input_ids.options()));
+  b.num_label_tokens = r.stats.completion_tokens;
+  b.num_samples = r.size();
+  return b;  // position_ids undefined: 0..T-1, what right padding needs
+}
+
+torch::Tensor completion_logprobs(model::CausalLM& model, const rollout::RolloutBatch& r, double temperature,
+                                  int64_t keep_logits_bytes) {
+  torch::Tensor logp = label_logprobs(model, rollout_as_batch(r), temperature, keep_logits_bytes);  // [N, T]
+  return r.gather_completion(logp);                                                                 // [N, Tc]
+}
+
 }  // namespace tune::algo

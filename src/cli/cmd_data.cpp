@@ -1,5 +1,6 @@
 // tune data: the dataset tools.
-//   synth   write a synthetic task as JSONL (addition, reverse, addition_pref, reverse_pref)
+//   synth   write a synthetic task as JSONL (addition, reverse, addition_pref, reverse_pref), as
+//           training records or (--format prompt) as RL prompt records with a reference
 //   check   quality report of a dataset (lengths, distinct words, near-duplicates, token lengths)
 //   filter  write the records that pass the quality filters
 //   show    render samples with their loss mask (trained text between [[ and ]])
@@ -146,6 +147,9 @@ Command add_data(CLI::App& app) {
   synth->add_option("--count,-n", a->synth.count, "records")->capture_default_str();
   synth->add_option("--seed", a->synth.seed, "seed")->capture_default_str();
   synth->add_option("--digits", a->synth.digits, "operand digits / reversed string length")->capture_default_str();
+  synth->add_option("--format", a->synth.format, "default (chat / preference records) | prompt (RL prompts + reference)")
+      ->check(CLI::IsMember(text::synthetic_format_names()))
+      ->capture_default_str();
   synth->add_option("--exclude", a->exclude, "JSONL whose prompts must not appear (make a disjoint test set)");
   synth->add_option("--out,-o", a->out, "output JSONL (default: stdout)");
 

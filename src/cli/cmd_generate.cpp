@@ -1,5 +1,6 @@
 // tune generate: completions from a model directory (optionally with a PEFT adapter), one prompt
-// from --prompt or JSON lines from --input ({"prompt": "..."} or {"messages": [...]}).
+// from --prompt or JSON lines from --input ({"prompt": "..."} or {"messages": [...]}), through the
+// rollout engine (one sample per prompt).
 #include <fstream>
 #include <iostream>
 
@@ -9,8 +10,9 @@
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/lora/peft.h"
-#include "tune/model/generate.h"
 #include "tune/model/weights.h"
+#include "tune/rollout/engine.h"
+#include "tune/rollout/sampling.h"
 #include "tune/text/chat_mask.h"
 
 namespace tune::cli {
@@ -28,11 +30,13 @@ struct GenerateArgs {
   int64_t top_k = 0;
   double top_p = 1.0;
   double repetition_penalty = 1.0;
+  std::vector<std::string> stop;
   uint64_t seed = 0;
   int64_t batch_size = 16;
   std::string device = "auto";
   std::string dtype = "auto";
   bool logprobs = false;
+  bool merge_lora = false;
 };
 
 struct Request {
@@ -87,7 +91,6 @@ int run_generate(const GenerateArgs& a) {
   auto model = model::load_pretrained(a.model, algo::resolve_dtype(a.dtype, device), device);
   lora::LoraSet adapter;
   if (!a.adapter.empty()) adapter = lora::load_adapter(*model, a.adapter);
-  model->eval();
 
   std::optional<text::RenderFn> render;
   std::vector<std::vector<int32_t>> prompts;
@@ -100,32 +103,38 @@ int run_generate(const GenerateArgs& a) {
     }
   }
 
-  model::GenerationConfig gen;
-  gen.max_new_tokens = a.max_new_tokens;
-  gen.temperature = a.temperature;
-  gen.top_k = a.top_k;
-  gen.top_p = a.top_p;
-  gen.repetition_penalty = a.repetition_penalty;
-  gen.seed = a.seed;
-  gen.return_logprobs = a.logprobs;
-  for (int32_t id : tokenizer->special().stop_ids) gen.stop_ids.push_back(id);
-  if (tokenizer->special().eos) gen.stop_ids.push_back(*tokenizer->special().eos);
-  if (tokenizer->special().pad) gen.pad_id = *tokenizer->special().pad;
+  rollout::SamplingConfig sampling;
+  sampling.max_new_tokens = a.max_new_tokens;
+  sampling.temperature = a.temperature;
+  sampling.top_k = a.top_k;
+  sampling.top_p = a.top_p;
+  sampling.repetition_penalty = a.repetition_penalty;
+  sampling.stop_strings = a.stop;
+  rollout::EngineConfig engine_config;
+  engine_config.merge_lora = a.merge_lora;
+  rollout::RolloutEngine engine(*model, rollout::engine_options(*tokenizer, engine_config, &adapter));
+  // One stream for the whole run: every batch continues it, so a seed fixes every output.
+  torch::Generator generator = rollout::make_generator(device, a.seed);
 
   for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(a.batch_size)) {
     size_t end = std::min(prompts.size(), start + static_cast<size_t>(a.batch_size));
     std::vector<std::vector<int32_t>> chunk(prompts.begin() + start, prompts.begin() + end);
-    auto outs = model::generate(*model, chunk, gen);
-    for (size_t i = 0; i < outs.size(); ++i) {
-      std::string text_out = tokenizer->decode(outs[i].tokens, /*skip_special_tokens=*/true);
+    auto outs = engine.rollout(chunk, 1, sampling, generator);
+    torch::Tensor logprobs = a.logprobs ? outs.logprobs.to(torch::kCPU).contiguous() : torch::Tensor();  // [n, Tc]
+    for (size_t i = 0; i < outs.samples.size(); ++i) {
+      const auto& sample = outs.samples[i];
       if (!a.prompt.empty()) {
-        std::cout << text_out << "\n";
+        std::cout << sample.text << "\n";
         continue;
       }
       Json rec = requests[start + i].record;
-      rec["completion"] = text_out;
-      rec["finish_reason"] = std::string(model::finish_reason_name(outs[i].finish));
-      if (a.logprobs) rec["logprobs"] = outs[i].logprobs;
+      rec["completion"] = sample.text;
+      // "stop" for an EOS id or a stop string (the OpenAI convention), else "length".
+      rec["finish_reason"] = sample.finish == rollout::FinishReason::length ? "length" : "stop";
+      if (a.logprobs) {
+        const float* row = logprobs[static_cast<int64_t>(i)].data_ptr<float>();
+        rec["logprobs"] = std::vector<float>(row, row + sample.completion_length);
+      }
       std::cout << rec.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     }
   }
@@ -149,10 +158,12 @@ Command add_generate(CLI::App& app) {
   sub->add_option("--top-k", a->top_k, "0 = off")->capture_default_str();
   sub->add_option("--top-p", a->top_p, "1 = off")->capture_default_str();
   sub->add_option("--repetition-penalty", a->repetition_penalty, "1 = off")->capture_default_str();
+  sub->add_option("--stop", a->stop, "a text that ends a completion (repeatable; kept in the output)");
   sub->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   sub->add_option("--batch-size", a->batch_size, "prompts generated together")->capture_default_str();
   sub->add_option("--device", a->device, "auto | cpu | cuda[:N]")->capture_default_str();
   sub->add_option("--dtype", a->dtype, "auto | float32 | bfloat16 | float16")->capture_default_str();
+  sub->add_flag("--merge-lora", a->merge_lora, "fold the adapter into the weights while generating (faster)");
   sub->add_flag("--logprobs", a->logprobs, "JSONL mode: include the log-prob of each generated token");
   return {sub, [a] { return run_generate(*a); }};
 }

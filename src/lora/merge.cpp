@@ -4,6 +4,7 @@
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/core/str.h"
+#include "tune/lora/merge.h"
 #include "tune/lora/peft.h"
 #include "tune/model/weights.h"
 
@@ -36,6 +37,30 @@ void add_deltas(model::CausalLM& target, const LoraSet& set) {
 }
 
 }  // namespace
+
+MergedAdapters::MergedAdapters(model::CausalLM& model, const LoraSet& set) {
+  torch::NoGradGuard no_grad;
+  for (const auto& m : set.modules()) {
+    if (m.name == "lm_head" && model.config().tie_word_embeddings) continue;
+    torch::Tensor& w = m.linear->weight();  // [out, in]
+    Saved saved{m.linear, m.linear->adapter(), w.clone()};
+    auto delta = m.adapter->delta_weight().to(w.device());
+    w.copy_((w.to(torch::kFloat32) + delta).to(w.scalar_type()));
+    m.linear->set_adapter(nullptr);
+    saved_.push_back(std::move(saved));
+  }
+}
+
+MergedAdapters::~MergedAdapters() { restore(); }
+
+void MergedAdapters::restore() {
+  torch::NoGradGuard no_grad;
+  for (auto& s : saved_) {
+    s.linear->weight().copy_(s.weight);
+    s.linear->set_adapter(s.adapter);
+  }
+  saved_.clear();
+}
 
 std::shared_ptr<model::CausalLM> merged_copy(model::CausalLM& model, const LoraSet& set, torch::Device device) {
   auto dtype = model.options().dtype();

@@ -36,21 +36,23 @@ torch::Tensor build_attention_mask(const MaskSpec& spec) {
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
-  const int64_t H = q.size(1), KV = k.size(1);
-  torch::Tensor keys = k, values = v;
-  if (H != KV) {
-    // Query head h reads KV head h / (H/KV): repeat each KV head H/KV times, adjacent.
-    const int64_t group = H / KV;
-    auto repeat = [&](const torch::Tensor& t) {
-      return t.unsqueeze(2).expand({t.size(0), KV, group, t.size(2), t.size(3)}).reshape({t.size(0), H, t.size(2), t.size(3)});
-    };
-    keys = repeat(k);
-    values = repeat(v);
-  }
-  const bool is_causal = !mask.defined() && q.size(2) == k.size(2) && q.size(2) > 1;
+  const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), hd = q.size(3), KV = k.size(1);
+  TUNE_CHECK(H % KV == 0, "attention: ", H, " query heads are not a multiple of ", KV, " key/value heads");
   std::optional<torch::Tensor> attn_mask;
   if (mask.defined()) attn_mask = mask.device() == q.device() ? mask : mask.to(q.device());
-  return at::scaled_dot_product_attention(q, keys, values, attn_mask, 0.0, is_causal);
+  if (H != KV && Tq == 1) {
+    // One query per head (a decoding step): the H/KV query heads that share a KV head become that
+    // head's H/KV "query positions", so the cache is read as it is, never copied per head. Query
+    // head h = kv * group + g reads KV head kv; the mask [B, 1, 1, Tk] broadcasts over the group.
+    const int64_t group = H / KV;
+    auto grouped = q.reshape({B, KV, group, hd});  // [B, KV, group, hd]
+    auto out = at::scaled_dot_product_attention(grouped, k, v, attn_mask, 0.0, /*is_causal=*/false);
+    return out.reshape({B, H, 1, hd});
+  }
+  // Several queries: SDPA's grouped-query mode (query head h reads KV head h / (H/KV)); its flash
+  // kernels read the shared heads in place, its math fallback repeats them itself.
+  const bool is_causal = !mask.defined() && Tq == k.size(2) && Tq > 1;
+  return at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, is_causal, std::nullopt, /*enable_gqa=*/H != KV);
 }
 
 }  // namespace tune::model

@@ -33,4 +33,21 @@ void KVCache::keep_rows(const torch::Tensor& rows) {
   for (auto& t : values_) t = t.index_select(0, rows.to(t.device()));
 }
 
+KVCache KVCache::gather_rows(const torch::Tensor& rows, int64_t capacity) const {
+  TUNE_CHECK(capacity >= length_, "KV cache: a copy of ", capacity, " slots cannot hold the ", length_, " filled ones");
+  KVCache out;
+  out.capacity_ = capacity;
+  out.length_ = length_;
+  auto copy = [&](const torch::Tensor& t) {
+    auto index = rows.to(t.device());
+    auto dst = torch::empty({index.size(0), t.size(1), capacity, t.size(3)}, t.options());
+    // Slots past the length are written before they are read (append), so they stay uninitialised.
+    dst.narrow(2, 0, length_).copy_(t.narrow(2, 0, length_).index_select(0, index));
+    return dst;
+  };
+  for (const auto& t : keys_) out.keys_.push_back(copy(t));
+  for (const auto& t : values_) out.values_.push_back(copy(t));
+  return out;
+}
+
 }  // namespace tune::model

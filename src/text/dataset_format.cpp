@@ -269,14 +269,16 @@ std::vector<Sample> preference(Fields& f) {
 Sample rl_prompt(Fields& f) {
   Sample s;
   s.kind = SampleKind::prompt;
-  s.messages = string_or_messages(f.need("prompt"), f.name("prompt"), "user", f);
+  // The prompt is `prompt` (a string or messages) or, without one, a `messages` list.
+  const std::string field = f.has("prompt") || !f.has("messages") ? "prompt" : "messages";
+  s.messages = string_or_messages(f.need(field), f.name(field), "user", f);
   // A full conversation given as the prompt: the trailing assistant answer is the reference.
   std::optional<std::string> trailing;
   while (!s.messages.empty() && s.messages.back().role == "assistant") {
     trailing = s.messages.back().content;
     s.messages.pop_back();
   }
-  if (s.messages.empty()) record_fail("field '", f.name("prompt"), "' has no prompt message");
+  if (s.messages.empty()) record_fail("field '", f.name(field), "' has no prompt message");
   s.reference = trailing;
   for (const char* key : {"answer", "reference", "solution", "ground_truth"}) {
     if (const Json* ref = f.find(key)) {

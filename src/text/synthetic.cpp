@@ -55,6 +55,8 @@ std::string reversal_slip(const std::string& s, std::mt19937_64& rng) {
 
 std::vector<std::string> synthetic_task_names() { return {"addition", "reverse", "addition_pref", "reverse_pref"}; }
 
+std::vector<std::string> synthetic_format_names() { return {"default", "prompt"}; }
+
 std::string synthetic_answer(const std::string& prompt) {
   if (prompt.rfind("reverse ", 0) == 0) {
     std::string s = prompt.substr(8);
@@ -78,6 +80,10 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
     usage_fail("synthetic: unknown task '", o.task, "' (choose from ", join(names, ", "), ")");
   if (o.digits < 1 || o.digits > 9) usage_fail("synthetic: digits must be in [1, 9], got ", o.digits);
   if (o.count < 0) usage_fail("synthetic: count must be >= 0");
+  auto formats = synthetic_format_names();
+  if (std::find(formats.begin(), formats.end(), o.format) == formats.end())
+    usage_fail("synthetic: unknown format '", o.format, "' (choose from ", join(formats, ", "), ")");
+  const bool rl_prompts = o.format == "prompt";
   const bool reversal = o.task == "reverse" || o.task == "reverse_pref";
   const bool preference = o.task == "addition_pref" || o.task == "reverse_pref";
   std::mt19937_64 rng(o.seed);
@@ -101,7 +107,9 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
       answer = std::to_string(a + b);
     }
     if (!seen.insert(prompt).second) continue;
-    if (!preference) {
+    if (rl_prompts) {
+      out.push_back(Json{{"prompt", prompt}, {"reference", answer}});
+    } else if (!preference) {
       out.push_back(chat_record(prompt, answer));
     } else {
       std::string rejected = reversal ? reversal_slip(answer, rng) : digit_slip(answer, false, rng);

@@ -122,6 +122,20 @@ TEST(ModelAttention, QueriesOverCacheMatchExplicit) {
   EXPECT_LT(check(c), 1e-10);
 }
 
+TEST(ModelAttention, OneQueryPerHeadOverGroupedCacheMatchesExplicit) {
+  // A decoding step: the query heads of a group are folded onto their shared KV head.
+  for (auto [H, KV] : {std::pair<int64_t, int64_t>{4, 2}, {6, 2}, {8, 1}, {4, 4}}) {
+    Case c;
+    c.H = H;
+    c.KV = KV;
+    c.T = 1;
+    c.past = 6;
+    EXPECT_LT(check(c), 1e-10) << H << "/" << KV;
+    c.padding = {{0, 0, 0, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1}};
+    EXPECT_LT(check(c), 1e-10) << H << "/" << KV << " padded";
+  }
+}
+
 TEST(ModelAttention, PackedEqualsEachSampleAlone) {
   torch::manual_seed(3);
   const int64_t H = 4, KV = 2, hd = 8;

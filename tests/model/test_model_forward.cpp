@@ -1,12 +1,11 @@
 // Decoder behaviour that needs no reference library: cache vs full forward, padding and packing
-// invariances, batched vs single generation, checkpointing gradients, adapter slots.
+// invariances, checkpointing gradients, adapter slots (generation: tests/rollout).
 // (Numerical parity with transformers lives in tests/parity/test_model.py.)
 #include <gtest/gtest.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "tune/model/causal_lm.h"
-#include "tune/model/generate.h"
 #include "tune/model/weights.h"
 
 using namespace tune::model;
@@ -116,99 +115,6 @@ TEST_P(ModelPerArch, PackedSequencesEqualSeparateForwards) {
 
 INSTANTIATE_TEST_SUITE_P(Arch, ModelPerArch, ::testing::Values(Arch::llama, Arch::qwen2, Arch::qwen3, Arch::mistral),
                          [](const auto& info) { return std::string(arch_name(info.param)); });
-
-TEST(ModelGenerate, BatchedGreedyEqualsEachPromptAlone) {
-  auto model = random_model(small_config());
-  std::vector<std::vector<int32_t>> prompts = {{5, 17, 33, 2, 9, 41, 8}, {60}, {12, 13, 14, 15}};
-  GenerationConfig cfg;
-  cfg.max_new_tokens = 10;
-  cfg.temperature = 0.0;
-  cfg.return_logprobs = true;
-  auto batched = generate(*model, prompts, cfg);
-  ASSERT_EQ(batched.size(), 3u);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    auto alone = generate(*model, {prompts[i]}, cfg);
-    EXPECT_EQ(batched[i].tokens, alone[0].tokens) << "prompt " << i;
-    ASSERT_EQ(batched[i].tokens.size(), 10u);
-    EXPECT_EQ(batched[i].finish, FinishReason::length);
-    // Oracle for the tokens and log-probs: argmax / log_softmax of one full forward pass.
-    std::vector<int64_t> seq(prompts[i].begin(), prompts[i].end());
-    seq.insert(seq.end(), batched[i].tokens.begin(), batched[i].tokens.end());
-    torch::NoGradGuard no_grad;
-    auto logits = model->forward(torch::tensor(seq, torch::kInt64).unsqueeze(0))[0];  // [L, V]
-    const int64_t P = static_cast<int64_t>(prompts[i].size());
-    for (int64_t s = 0; s < 10; ++s) {
-      auto row = logits[P - 1 + s];
-      EXPECT_EQ(row.argmax().item<int64_t>(), batched[i].tokens[s]);
-      EXPECT_NEAR(row.log_softmax(-1)[batched[i].tokens[s]].item<float>(), batched[i].logprobs[s], 1e-4);
-    }
-  }
-}
-
-TEST(ModelGenerate, StopIdsEndSequencesAndTheRestContinue) {
-  auto model = random_model(small_config());
-  std::vector<std::vector<int32_t>> prompts = {{5, 17, 33}, {60, 61}};
-  GenerationConfig cfg;
-  cfg.max_new_tokens = 8;
-  cfg.temperature = 0.0;
-  auto free_run = generate(*model, prompts, cfg);
-  // Stop on the third token of the first sequence; the second must be unaffected unless it hits it.
-  const int32_t stop = free_run[0].tokens[2];
-  cfg.stop_ids = {stop};
-  auto stopped = generate(*model, prompts, cfg);
-  auto first_stop = std::find(free_run[0].tokens.begin(), free_run[0].tokens.end(), stop);
-  std::vector<int32_t> expect(free_run[0].tokens.begin(), first_stop + 1);
-  EXPECT_EQ(stopped[0].tokens, expect);
-  EXPECT_EQ(stopped[0].finish, FinishReason::stop);
-  auto second_stop = std::find(free_run[1].tokens.begin(), free_run[1].tokens.end(), stop);
-  std::vector<int32_t> expect1(free_run[1].tokens.begin(),
-                               second_stop == free_run[1].tokens.end() ? second_stop : second_stop + 1);
-  EXPECT_EQ(stopped[1].tokens, expect1);
-}
-
-TEST(ModelGenerate, SeededSamplingIsReproducibleAndTopK1IsGreedy) {
-  auto model = random_model(small_config());
-  std::vector<std::vector<int32_t>> prompts = {{5, 17, 33}, {60}};
-  GenerationConfig cfg;
-  cfg.max_new_tokens = 12;
-  cfg.temperature = 1.0;
-  cfg.seed = 42;
-  auto a = generate(*model, prompts, cfg);
-  auto b = generate(*model, prompts, cfg);
-  EXPECT_EQ(a[0].tokens, b[0].tokens);
-  EXPECT_EQ(a[1].tokens, b[1].tokens);
-  cfg.seed = 43;
-  auto c = generate(*model, prompts, cfg);
-  EXPECT_TRUE(a[0].tokens != c[0].tokens || a[1].tokens != c[1].tokens);
-  cfg.top_k = 1;
-  auto k1 = generate(*model, prompts, cfg);
-  GenerationConfig greedy = cfg;
-  greedy.temperature = 0;
-  greedy.top_k = 0;
-  auto g = generate(*model, prompts, greedy);
-  EXPECT_EQ(k1[0].tokens, g[0].tokens);
-  EXPECT_EQ(k1[1].tokens, g[1].tokens);
-}
-
-TEST(ModelSampling, TopPAndRepetitionPenaltyFollowTheirDefinitions) {
-  // probs 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps {0, 1}; top_p 0.85 keeps {0, 1, 2}.
-  auto logits = torch::tensor({0.5, 0.3, 0.15, 0.05}).log().unsqueeze(0).repeat({4000, 1});
-  GenerationConfig cfg;
-  cfg.temperature = 1.0;
-  cfg.top_p = 0.7;
-  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  auto counts = torch::bincount(sample_next(logits, {}, cfg, gen), {}, 4).to(torch::kDouble) / 4000;
-  EXPECT_NEAR(counts[0].item<double>(), 0.5 / 0.8, 0.03);
-  EXPECT_NEAR(counts[1].item<double>(), 0.3 / 0.8, 0.03);
-  EXPECT_EQ(counts[2].item<double>(), 0);
-  EXPECT_EQ(counts[3].item<double>(), 0);
-  // Repetition penalty 2 on token 0 (logit log 0.5 < 0 -> doubled) makes greedy pick token 1.
-  cfg.temperature = 0;
-  cfg.top_p = 1;
-  cfg.repetition_penalty = 2.0;
-  auto history = torch::tensor({0, -1}, torch::kInt64).unsqueeze(0);
-  EXPECT_EQ(sample_next(logits.narrow(0, 0, 1), history, cfg, gen).item<int64_t>(), 1);
-}
 
 namespace {
 

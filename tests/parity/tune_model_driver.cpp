@@ -1,5 +1,5 @@
-// Test driver for the parity tests (tests/parity/test_model.py): exposes the model module to
-// pytest without the full CLI. Not a user-facing tool.
+// Test driver for the parity tests (tests/parity/test_model.py): exposes the model module (and the
+// rollout engine's generation) to pytest without the full CLI. Not a user-facing tool.
 //
 //   tune_model_driver logits --model DIR --ids-json FILE --out FILE.safetensors
 //                            [--mask-json FILE] [--sample-ids-json FILE] [--dtype f32|bf16|f16]
@@ -20,8 +20,9 @@
 #include "tune/core/json.h"
 #include "tune/io/safetensors.h"
 #include "tune/model/causal_lm.h"
-#include "tune/model/generate.h"
 #include "tune/model/weights.h"
+#include "tune/rollout/engine.h"
+#include "tune/rollout/sampling.h"
 
 using namespace tune;
 using namespace tune::model;
@@ -101,21 +102,27 @@ int cmd_generate(const Args& a) {
   Json prompts = read_json_file(a.need("ids-json"));
   std::vector<std::vector<int32_t>> ids;
   for (const auto& row : prompts) ids.push_back(row.get<std::vector<int32_t>>());
-  GenerationConfig cfg;
+  rollout::SamplingConfig cfg;
   cfg.max_new_tokens = std::stoll(a.need("max-new-tokens"));
   cfg.temperature = std::stod(a.get("temperature", "0"));
   cfg.top_k = std::stoll(a.get("top-k", "0"));
   cfg.top_p = std::stod(a.get("top-p", "1"));
   cfg.repetition_penalty = std::stod(a.get("repetition-penalty", "1"));
-  cfg.seed = std::stoull(a.get("seed", "0"));
-  cfg.return_logprobs = a.has("logprobs");
+  rollout::EngineOptions options;
   if (a.values.count("stop"))
-    for (const auto& s : a.values.at("stop")) cfg.stop_ids.push_back(std::stoll(s));
-  auto results = generate(*model, ids, cfg);
+    for (const auto& s : a.values.at("stop")) options.eos_ids.push_back(std::stoll(s));
+  rollout::RolloutEngine engine(*model, options);
+  auto generator = rollout::make_generator(torch::kCPU, std::stoull(a.get("seed", "0")));
+  auto results = engine.rollout(ids, 1, cfg, generator);
+  auto logprobs = results.logprobs.to(torch::kCPU).contiguous();  // [N, Tc]
   Json out = Json::array();
-  for (const auto& g : results) {
-    Json item = {{"tokens", g.tokens}, {"finish", std::string(finish_reason_name(g.finish))}};
-    if (cfg.return_logprobs) item["logprobs"] = g.logprobs;
+  for (size_t i = 0; i < results.samples.size(); ++i) {
+    const auto& g = results.samples[i];
+    Json item = {{"tokens", g.tokens}, {"finish", g.finish == rollout::FinishReason::length ? "length" : "stop"}};
+    if (a.has("logprobs")) {
+      const float* row = logprobs[static_cast<int64_t>(i)].data_ptr<float>();
+      item["logprobs"] = std::vector<float>(row, row + g.completion_length);
+    }
     out.push_back(item);
   }
   std::cout << out.dump() << "\n";

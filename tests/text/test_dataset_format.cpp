@@ -106,6 +106,25 @@ TEST(DatasetFormat, RlPromptsWithReferences) {
   EXPECT_EQ(*s[2].reference, "2");
 }
 
+TEST(DatasetFormat, RlPromptFromMessagesList) {
+  // Format "prompt" also takes the prompt from a `messages` list when there is no `prompt` field;
+  // a trailing assistant turn is the reference unless an answer field names one.
+  auto a = convert_record(Json::parse(R"({"messages":[{"role":"system","content":"be brief"},
+      {"role":"user","content":"2+2="},{"role":"assistant","content":"4"}],"level":1})"), "prompt", Json::object());
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(pairs(a[0].messages), (Turns{{"system", "be brief"}, {"user", "2+2="}}));
+  EXPECT_EQ(*a[0].reference, "4");
+  EXPECT_EQ(a[0].metadata, Json({{"level", 1}}));
+  auto b = convert_record(Json::parse(R"({"messages":[{"role":"user","content":"3+3="}],"reference":"6"})"), "prompt",
+                          Json::object());
+  EXPECT_EQ(pairs(b[0].messages), (Turns{{"user", "3+3="}}));
+  EXPECT_EQ(*b[0].reference, "6");
+  EXPECT_TRUE(b[0].metadata.empty());
+  EXPECT_THROW(convert_record(Json::parse(R"({"messages":[{"role":"assistant","content":"x"}]})"), "prompt",
+                              Json::object()),
+               RecordError);
+}
+
 TEST(DatasetFormat, FieldMapRenamesFields) {
   Json map = {{"instruction", "question"}, {"output", "answer"}};
   auto s = load("mapped.jsonl", "auto", map);

@@ -70,6 +70,26 @@ TEST(Synthetic, ReversalPairsPreferTheExactReversalToASlip) {
   EXPECT_LT(swaps, 200);
 }
 
+TEST(Synthetic, PromptFormatWritesRlPromptsWithTheRightReference) {
+  for (const std::string task : synthetic_task_names()) {
+    auto recs = make_synthetic({.task = task, .count = 40, .seed = 4, .digits = 3, .format = "prompt"});
+    ASSERT_EQ(recs.size(), 40u) << task;
+    std::set<std::string> prompts;
+    for (const auto& r : recs) {
+      ASSERT_EQ(r.size(), 2u) << r.dump();
+      const std::string p = r["prompt"], ref = r["reference"];
+      EXPECT_EQ(synthetic_answer(p), ref) << task << ": " << p;
+      prompts.insert(p);
+    }
+    EXPECT_EQ(prompts.size(), 40u) << task;
+  }
+  // The same prompts as the training form of the task, for a seed.
+  auto chat = make_synthetic({.task = "addition", .count = 5, .seed = 4, .digits = 3});
+  auto rl = make_synthetic({.task = "addition", .count = 5, .seed = 4, .digits = 3, .format = "prompt"});
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(chat[i]["messages"][0]["content"], rl[i]["prompt"]);
+  EXPECT_THROW(make_synthetic({.task = "addition", .count = 1, .format = "chatty"}), UsageError);
+}
+
 TEST(Synthetic, ImpossibleRequestsAreUsageErrors) {
   EXPECT_THROW(make_synthetic({.task = "addition", .count = 101, .seed = 1, .digits = 1}), UsageError);
   EXPECT_THROW(make_synthetic({.task = "nope", .count = 1}), UsageError);

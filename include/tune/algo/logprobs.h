@@ -6,6 +6,7 @@
 
 #include "tune/data/collate.h"
 #include "tune/model/causal_lm.h"
+#include "tune/rollout/engine.h"
 
 namespace tune::algo {
 
@@ -16,5 +17,16 @@ namespace tune::algo {
 inline constexpr int64_t kKeepLogitsBytes = 256LL << 20;
 torch::Tensor label_logprobs(model::CausalLM& model, const data::Batch& batch, double temperature = 1.0,
                              int64_t keep_logits_bytes = kKeepLogitsBytes);
+
+// The same pass over a rollout's right-padded tensors: log p(completion token j | prompt, tokens
+// < j) at `temperature` for every row, [N, Tc] float32 aligned with rollout.logprobs (0 past each
+// completion's length). Differentiable: the RL losses' log-probs. Before any update it equals the
+// sampler's rollout.logprobs (tests/rollout/test_rollout_agreement.cpp).
+torch::Tensor completion_logprobs(model::CausalLM& model, const rollout::RolloutBatch& rollout, double temperature,
+                                  int64_t keep_logits_bytes = kKeepLogitsBytes);
+
+// A rollout as a supervised batch: input_ids as they are, labels = the completion tokens (-100 on
+// prompt and padding), right padding, positions 0..T-1.
+data::Batch rollout_as_batch(const rollout::RolloutBatch& rollout);
 
 }  // namespace tune::algo

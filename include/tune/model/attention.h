@@ -27,7 +27,9 @@ torch::Tensor build_attention_mask(const MaskSpec& spec);
 
 // q [B, H, Tq, hd], k/v [B, KV, Tk, hd] with H a multiple of KV (query head h uses KV head
 // h / (H/KV)); mask from build_attention_mask (undefined -> causal if Tq == Tk, else unmasked).
-// Returns [B, H, Tq, hd]. Scale hd^-0.5.
+// Returns [B, H, Tq, hd]. Scale hd^-0.5. Shared KV heads are never expanded into copies: a single
+// query (a decoding step) folds each group of query heads onto its KV head, longer queries use
+// SDPA's grouped-query mode.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask);
 

@@ -26,6 +26,10 @@ class KVCache {
   void advance(int64_t steps);
   // Keeps only the batch rows `rows` (int64 [B'] on any device): finished sequences leave the batch.
   void keep_rows(const torch::Tensor& rows);
+  // A new cache of `capacity` slots whose row i holds this cache's row rows[i] (int64 [B'], rows
+  // may repeat): a prompt prefilled once, then shared by the G samples drawn from it. Only the
+  // filled slots are copied; the length carries over.
+  KVCache gather_rows(const torch::Tensor& rows, int64_t capacity) const;
 
  private:
   std::vector<torch::Tensor> keys_;    // per layer [B, KV, Tmax, hd]

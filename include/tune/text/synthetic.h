@@ -20,13 +20,16 @@ struct SynthOptions {
   uint64_t seed = 1;
   int digits = 2;                 // operand size of addition / length of reverse inputs
   std::vector<std::string> exclude_prompts;  // e.g. the training prompts, when making a test set
+  std::string format = "default";  // default (per task, below) | prompt (RL prompt records of any task)
 };
 
 std::vector<std::string> synthetic_task_names();
+std::vector<std::string> synthetic_format_names();  // default, prompt
 
 // One JSON record per sample, in the formats the dataset readers take:
 //   SFT tasks:   {"messages": [{"role":"user","content":P},{"role":"assistant","content":A}], "answer": A}
 //   preference:  {"prompt": P, "chosen": A, "rejected": B}
+//   format "prompt", any task: {"prompt": P, "reference": A}  (RL prompts; A is the right answer)
 // Prompts are distinct within one call.
 std::vector<Json> make_synthetic(const SynthOptions& options);
 
