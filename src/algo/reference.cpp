@@ -32,6 +32,17 @@ std::string ReferenceModel::describe() const {
   return "";
 }
 
+void ReferenceModel::sync_from_policy(double alpha) {
+  if (!copy_) usage_fail("reference refresh needs a frozen copy (method: full with beta > 0)");
+  torch::NoGradGuard no_grad;
+  auto from = policy_.model->named_parameters();
+  for (auto& item : copy_->named_parameters()) {
+    const auto* src = from.find(item.key());
+    TUNE_CHECK(src, "reference refresh: the policy has no parameter ", item.key());
+    item.value().mul_(1.0 - alpha).add_(*src, alpha);
+  }
+}
+
 uint64_t ReferenceModel::extra_bytes() const {
   if (!copy_) return 0;
   uint64_t bytes = 0;

@@ -37,7 +37,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_dpo(app));
   commands.push_back(add_score(app));
   commands.push_back(add_not_built(app, "ppo", "PPO with a reward model and a critic"));
-  commands.push_back(add_not_built(app, "grpo", "GRPO with rule or model rewards"));
+  commands.push_back(add_grpo(app));
 
   try {
     app.parse(argc, argv);

@@ -157,7 +157,9 @@ TEST(RolloutEngine, StopChecksEveryKStepsChangeNothingButTheWork) {
       auto r = run(*m, prompts, 3, sample ? sampled(20) : greedy(20), o, 77);
       outs.push_back(completions(r));
       logprobs.push_back(r.logprobs);
-      if (K == 1 && !sample) EXPECT_GT(r.stats.rows_dropped, 0);
+      if (K == 1 && !sample) {
+        EXPECT_GT(r.stats.rows_dropped, 0);
+      }
     }
     EXPECT_EQ(outs[0], outs[1]) << "sample=" << sample;
     EXPECT_EQ(outs[0], outs[2]) << "sample=" << sample;

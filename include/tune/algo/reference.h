@@ -35,6 +35,10 @@ class ReferenceModel {
   // Memory the reference holds beyond the policy (the frozen copy's weights; 0 otherwise).
   uint64_t extra_bytes() const;
 
+  // Full fine-tuning: reference <- alpha * policy + (1 - alpha) * reference (TRL's sync_ref_model;
+  // alpha 1 copies). A usage error under LoRA, whose reference is the adapters-off base.
+  void sync_from_policy(double alpha);
+
   // fn(model) evaluated as the reference: no gradients, eval mode (no dropout), adapters disabled
   // or on the frozen copy. The policy's train/eval mode is restored after.
   template <class Fn>

@@ -1,0 +1,88 @@
+#include "tune/algo/rl_symptoms.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tune/core/str.h"
+
+namespace tune::algo {
+
+bool RlSymptomDetector::has(const std::string& key) const {
+  auto it = series_.find(key);
+  return it != series_.end() && static_cast<int64_t>(it->second.size()) >= 2 * config_.window;
+}
+
+double RlSymptomDetector::start_mean(const std::string& key) const {
+  const auto& v = series_.at(key);
+  const auto n = static_cast<std::ptrdiff_t>(std::min<size_t>(v.size(), static_cast<size_t>(config_.window)));
+  double s = 0;
+  for (auto it = v.begin(); it != v.begin() + n; ++it) s += *it;
+  return s / static_cast<double>(n);
+}
+
+double RlSymptomDetector::end_mean(const std::string& key) const {
+  const auto& v = series_.at(key);
+  const auto n = static_cast<std::ptrdiff_t>(std::min<size_t>(v.size(), static_cast<size_t>(config_.window)));
+  double s = 0;
+  for (auto it = v.end() - n; it != v.end(); ++it) s += *it;
+  return s / static_cast<double>(n);
+}
+
+void RlSymptomDetector::report(std::vector<Symptom>& out, Symptom s) {
+  if (!fired_.insert(s.id).second) return;
+  reported_.push_back(s);
+  out.push_back(std::move(s));
+}
+
+std::vector<Symptom> RlSymptomDetector::observe(int64_t step, const std::map<std::string, double>& metrics) {
+  for (const char* key : {"reward", "kl", "entropy", "completion_length"}) {
+    auto it = metrics.find(key);
+    if (it != metrics.end() && std::isfinite(it->second)) series_[key].push_back(it->second);
+  }
+  ++observations_;
+  std::vector<Symptom> out;
+  if (observations_ < config_.min_steps) return out;
+  const bool reward = has("reward");
+  const double r0 = reward ? start_mean("reward") : 0, r1 = reward ? end_mean("reward") : 0;
+  const bool reward_flat = reward && std::abs(r1 - r0) < config_.flat_reward;
+
+  if (has("kl")) {
+    const double kl1 = end_mean("kl");
+    if (reward && r1 > r0 + config_.flat_reward && kl1 > config_.kl_high)
+      report(out, {"kl_explosion", step,
+                   str("reward rose ", fixed(r0, 3), " -> ", fixed(r1, 3), " while the per-token KL to the reference "
+                       "reached ", fixed(kl1, 3), " (> ", config_.kl_high, ")"),
+                   "the policy is drifting away from the reference to earn reward (likely hacking): raise grpo.beta "
+                   "(or the KL coefficient), lower the learning rate, and read samples.jsonl"});
+    if (reward_flat && kl1 < config_.kl_low)
+      report(out, {"kl_flat_reward", step,
+                   str("the per-token KL stays at ", fixed(kl1, 6), " and the reward is flat (", fixed(r0, 3), " -> ",
+                       fixed(r1, 3), ")"),
+                   "the policy is not moving: lower beta, check that the learning rate is not too small for the method "
+                   "(~1e-6 full, ~1e-5 LoRA) and that rewards vary within groups"});
+  }
+  if (has("completion_length")) {
+    const double l0 = start_mean("completion_length"), l1 = end_mean("completion_length");
+    if (l0 > 0 && (l1 > l0 * config_.length_factor || l1 * config_.length_factor < l0))
+      report(out, {"length_drift", step,
+                   str("mean completion length went ", fixed(l0, 1), " -> ", fixed(l1, 1), " tokens"),
+                   l1 > l0 ? "lengths exploding: add a length or overlong penalty, check the reward model's length bias, "
+                             "mask truncated completions (grpo.mask_truncated)"
+                           : "lengths collapsing: the reward may pay for short answers; check the reward and samples.jsonl"});
+  }
+  if (has("entropy")) {
+    const double e0 = start_mean("entropy"), e1 = end_mean("entropy");
+    if (e0 > 0 && e1 < e0 * config_.entropy_floor)
+      report(out, {"entropy_collapse", step, str("policy entropy fell ", fixed(e0, 3), " -> ", fixed(e1, 3), " nats/token"),
+                   "exploration is collapsing: raise clip_high (DAPO clip-higher 0.28), add an entropy bonus "
+                   "(grpo.entropy_coef), or lower the learning rate"});
+  }
+  if (reward_flat && !fired_.count("kl_flat_reward") && step <= 3 * config_.min_steps)
+    report(out, {"reward_flat", step,
+                 str("the reward has not moved since the start (", fixed(r0, 3), " -> ", fixed(r1, 3), ")"),
+                 "RL only sharpens what the model can already do: run tune probe on the base model (below ~20% correct, "
+                 "SFT first or pick a stronger model), and check that groups have reward variance"});
+  return out;
+}
+
+}  // namespace tune::algo
