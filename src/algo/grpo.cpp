@@ -378,7 +378,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   if (cfg.eval.at_start && step == 0) evaluate(0);
   model.train();
   const auto started = Clock::now();
-  int64_t rollout_tokens_total = 0;
+  int64_t rollout_tokens_total = 0, rounds_without_signal = 0;
   while (step < total_steps) {
     // --- One round: rollouts, rewards, advantages (more rollouts under dynamic sampling).
     double t_generate = 0, t_score = 0;
@@ -432,10 +432,18 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     if (rows.size() == 0) {
       // Every group was without signal even after the extra rounds: nothing to learn from; the
       // step does not advance, and the skip counts toward the stepper's limit.
-      log::warn("grpo: no group with reward variance in this round (", groups, " groups): skipped");
-      opt.stepper->step({0}, [&](int) { return train::StepLoss{torch::zeros({}), {}}; });
+      // Every group was without signal even after the extra rollouts: nothing to learn from, so no
+      // step is made; too many such rounds in a row stop the run (the prompts do not suit the model).
+      if (++rounds_without_signal >= cfg.train.max_consecutive_skips)
+        fail("grpo: ", rounds_without_signal, " rounds in a row had no group with reward variance (", groups,
+             " groups in the last, ", cfg.grpo.max_sampling_rounds, " extra rollouts each): the model solves every ",
+             "prompt always or never; run `tune probe` on the model and prompts (RL needs prompts solved sometimes), ",
+             "or train without grpo.dynamic_sampling");
+      log::warn("grpo: no group with reward variance in this round (", groups, " groups): no step made (",
+                rounds_without_signal, " in a row)");
       continue;
     }
+    rounds_without_signal = 0;
     auto t0 = Clock::now();
     score_rows(rows, cfg.grpo.mu > 1);
     const double t_reference = seconds_since(t0);

@@ -77,7 +77,7 @@ std::vector<Symptom> RlSymptomDetector::observe(int64_t step, const std::map<std
                    "exploration is collapsing: raise clip_high (DAPO clip-higher 0.28), add an entropy bonus "
                    "(grpo.entropy_coef), or lower the learning rate"});
   }
-  if (reward_flat && !fired_.count("kl_flat_reward") && step <= 3 * config_.min_steps)
+  if (reward_flat && !fired_.count("kl_flat_reward") && observations_ == config_.flat_after)
     report(out, {"reward_flat", step,
                  str("the reward has not moved since the start (", fixed(r0, 3), " -> ", fixed(r1, 3), ")"),
                  "RL only sharpens what the model can already do: run tune probe on the base model (below ~20% correct, "

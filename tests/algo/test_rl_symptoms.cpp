@@ -57,4 +57,10 @@ TEST(RlSymptoms, RewardFlatFromTheStart) {
   EXPECT_EQ(ids, std::vector<std::string>{"reward_flat"});
 }
 
+TEST(RlSymptoms, ASlowStartIsNotAFlatReward) {
+  // Flat for 30 steps, then rising: judged at 50 observations, the reward has moved.
+  auto ids = run([](int s) { return std::map<std::string, double>{{"reward", 0.05 + (s > 30 ? 0.01 * (s - 30) : 0.0)}}; });
+  EXPECT_TRUE(ids.empty()) << ids.front();
+}
+
 }  // namespace

@@ -23,7 +23,8 @@ def grpo_args(tiny_model, prompt_data, out, *extra):
     return ["grpo", "--config", ROOT / "configs/grpo/tiny.yaml", f"model.path={tiny_model}",
             f"data.datasets[0].path={prompt_data / 'train.jsonl'}", f"data.eval_path={prompt_data / 'test.jsonl'}",
             "--output-dir", out, "train.threads=1", "train.log_every=1", "grpo.prompts_per_round=4",
-            "grpo.group_size=4", "train.batch_size=8", "eval.max_prompts=16", *extra]
+            "grpo.group_size=4", "train.batch_size=8", "eval.max_prompts=16",
+            "grpo.dynamic_sampling=false", *extra]  # the random model never has a right answer
 
 
 def test_a_run_logs_rl_metrics_samples_and_a_ratio_of_one(tmp_path, tiny_model, prompt_data):
@@ -91,3 +92,12 @@ def test_bad_configs_are_named(tmp_path, tiny_model, prompt_data):
     assert p.returncode == 2 and "reward.terms[0].kind" in p.stderr
     p = run_tune(*grpo_args(tiny_model, prompt_data, tmp_path / "b", "grpo.mini_batches=3", "--dry-run"), check=False)
     assert p.returncode == 2 and "grpo.mini_batches" in p.stderr
+
+
+def test_rounds_without_any_signal_stop_the_run_with_the_remedy(tmp_path, tiny_model, prompt_data):
+    # The random model never answers a sum: with dynamic sampling no round has a group to learn from.
+    p = run_tune(*grpo_args(tiny_model, prompt_data, tmp_path / "run", "--max-steps", "3", "grpo.dynamic_sampling=true",
+                            "grpo.max_sampling_rounds=1", "eval.at_start=false"), check=False)
+    assert p.returncode == 1
+    assert "rounds in a row had no group with reward variance" in p.stderr and "tune probe" in p.stderr
+    assert not (tmp_path / "run" / "final").exists()

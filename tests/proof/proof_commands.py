@@ -1,7 +1,10 @@
 """What the preference proofs share: `tune` run as a user runs it (the commands in the configs'
 headers, relative paths under a working directory, 2 threads), and the addition task those
 commands start from."""
+import fcntl
+import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,3 +29,36 @@ def make_tiny_model_and_addition_task(cwd):
          cwd=cwd)
     tune("data", "synth", "--task", "addition", "--count", 300, "--seed", 2, "--exclude", "runs/data/addition-train.jsonl",
          "--out", "runs/data/addition-test.jsonl", cwd=cwd)
+
+
+SFT_SHORT_STEPS = 300  # the SFT preset stopped early: an imperfect start that RL and DPO can improve
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_short_sft_model(cwd):
+    """The addition task (make_tiny_model_and_addition_task) and runs/sft-tiny-short: the SFT preset
+    stopped at 300 steps, as its header's commands make it. The proofs that start from it share one
+    run: it is made once per tune binary and SFT preset, in a cache beside the binary's build
+    directory, and copied into `cwd` (the commands are the same; the result is deterministic)."""
+    key = hashlib.sha256((_sha256(TUNE) + _sha256(SOURCE / "configs/sft/tiny.yaml")).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("TUNE_PROOF_CACHE", Path(TUNE).resolve().parents[1] / "proof-cache")) / f"sft-short-{key}"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / "runs/sft-tiny-short/final/config.json").exists():
+            shutil.rmtree(cache, ignore_errors=True)
+            work = cache.with_name(cache.name + ".tmp")
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            make_tiny_model_and_addition_task(work)
+            tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", SFT_SHORT_STEPS, "-o",
+                 "runs/sft-tiny-short", "eval.every=0", cwd=work)
+            work.rename(cache)
+    shutil.copytree(cache / "runs", Path(cwd) / "runs", dirs_exist_ok=True)

@@ -5,10 +5,9 @@ correct sum preferred to a near miss) must raise the share of correct sampled an
 """
 import json
 
-from proof_commands import SOURCE, make_tiny_model_and_addition_task, needs_tune, tune
+from proof_commands import SOURCE, make_short_sft_model, needs_tune, tune
 
 pytestmark = needs_tune
-SFT_STEPS = 300  # an imperfect starting point: DPO needs room to improve
 
 
 def sampled_accuracy(model, prompts_file, cwd):
@@ -19,9 +18,7 @@ def sampled_accuracy(model, prompts_file, cwd):
 
 
 def test_dpo_raises_share_of_correct_sampled_answers(tmp_path):
-    make_tiny_model_and_addition_task(tmp_path)
-    tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", SFT_STEPS, "-o", "runs/sft-tiny-short",
-         "eval.every=0", cwd=tmp_path)
+    make_short_sft_model(tmp_path)
     tune("data", "synth", "--task", "addition_pref", "--count", 4000, "--seed", 21, "--exclude",
          "runs/data/addition-test.jsonl", "--out", "runs/data/addition-pref-train.jsonl", cwd=tmp_path)
 

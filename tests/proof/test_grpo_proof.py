@@ -4,23 +4,20 @@ greedy exact match on >= 200 held-out problems by >= 30 points. Commands as in
 configs/grpo/tiny.yaml's header and docs/grpo.md."""
 import json
 
-from proof_commands import SOURCE, make_tiny_model_and_addition_task, needs_tune, tune
+from proof_commands import SOURCE, make_short_sft_model, needs_tune, tune
 
 pytestmark = needs_tune
-SFT_STEPS = 300
 
 
 def greedy_accuracy(model, prompts_file, cwd):
     out = tune("-q", "generate", "--model", model, "--input", prompts_file, "--temperature", 0, "--max-new-tokens", 8,
                "--batch-size", 100, cwd=cwd, capture=True)
     recs = [json.loads(line) for line in out.splitlines()]
-    return sum(r["completion"].strip() == r["answer"] for r in recs) / len(recs), len(recs)
+    return sum(r["completion"].strip() == r["reference"] for r in recs) / len(recs), len(recs)
 
 
 def test_grpo_raises_greedy_exact_match(tmp_path):
-    make_tiny_model_and_addition_task(tmp_path)
-    tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", SFT_STEPS, "-o", "runs/sft-tiny-short",
-         "eval.every=0", cwd=tmp_path)
+    make_short_sft_model(tmp_path)
     tune("data", "synth", "--task", "addition", "--format", "prompt", "--count", 4000, "--seed", 31, "--exclude",
          "runs/data/addition-test.jsonl", "--out", "runs/data/addition-prompts.jsonl", cwd=tmp_path)
     tune("data", "synth", "--task", "addition", "--format", "prompt", "--count", 300, "--seed", 2, "--exclude",

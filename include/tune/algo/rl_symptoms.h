@@ -21,6 +21,7 @@ namespace tune::algo {
 struct RlSymptomConfig {
   int64_t min_steps = 20;         // no verdict before this many observations
   int64_t window = 10;            // observations averaged at the start and at the end
+  int64_t flat_after = 50;        // reward_flat is judged once, at this many observations (RL starts slowly)
   double kl_high = 0.5;           // per-token KL (nats) that counts as exploding
   double kl_low = 1e-4;           // per-token KL that counts as none
   double flat_reward = 0.02;      // |end - start| of the windowed reward below this: flat
