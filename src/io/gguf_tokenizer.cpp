@@ -183,7 +183,10 @@ GgufHfTokenizer gguf_hf_tokenizer(const GgufFile& file) {
   tj["decoder"] = Json{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   tj["model"] = Json{{"type", "BPE"},
                      {"dropout", nullptr},
-                     {"unk_token", unk ? Json((*tokens)[*unk]) : Json(nullptr)},
+                     // No unknown token in a byte-level model: a byte whose character is not in the
+                     // vocabulary is dropped, as llama.cpp's BPE session and GPT-2's tokenizer.json do
+                     // (the file's unknown_token_id is kept in tokenizer_config.json).
+                     {"unk_token", nullptr},
                      {"continuing_subword_prefix", nullptr},
                      {"end_of_word_suffix", nullptr},
                      {"fuse_unk", false},
