@@ -248,14 +248,21 @@ std::vector<float> gguf_hf_tensor_data(const GgufFile& file, const GgufHfTensor&
   return data;
 }
 
-void write_gguf_hf_metadata(const GgufFile& file, const std::filesystem::path& dir) {
-  const Json config = gguf_hf_config(file);
+void write_gguf_hf_tokenizer(const GgufFile& file, const std::filesystem::path& dir) {
   const GgufHfTokenizer tok = gguf_hf_tokenizer(file);
   fs::ensure_directory(dir);
-  write_json_file(dir / "config.json", config);
-  write_json_file(dir / "tokenizer.json", tok.tokenizer);
+  if (tok.tokenizer_model.empty()) write_json_file(dir / "tokenizer.json", tok.tokenizer);
+  else fs::write_file_atomic(dir / "tokenizer.model", tok.tokenizer_model);
   write_json_file(dir / "tokenizer_config.json", tok.tokenizer_config);
   write_json_file(dir / "generation_config.json", tok.generation_config);
+}
+
+void write_gguf_hf_metadata(const GgufFile& file, const std::filesystem::path& dir) {
+  const Json config = gguf_hf_config(file);
+  (void)gguf_hf_tokenizer(file);  // fail before anything is written
+  fs::ensure_directory(dir);
+  write_json_file(dir / "config.json", config);
+  write_gguf_hf_tokenizer(file, dir);
 }
 
 }  // namespace tune::io

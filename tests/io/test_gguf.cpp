@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -324,6 +325,34 @@ TEST(Gguf, EveryTruncationIsRejectedCleanly) {
   }
 }
 
+// Files written by the gguf package's GGUFWriter (the fuzz seeds, tests/fuzz/make_gguf_corpus.py).
+TEST(Gguf, ReadsFilesOfTheGgufPackagesWriter) {
+  const stdfs::path dir = stdfs::path(TUNE_SOURCE_DIR) / "tests/fuzz/corpus/gguf";
+  int valid = 0;
+  for (const auto& entry : stdfs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    SCOPED_TRACE(name);
+    if (name.rfind("bad_", 0) == 0) {
+      EXPECT_THROW(GgufFile::open(entry.path()), Error);
+      continue;
+    }
+    GgufFile f = GgufFile::open(entry.path());
+    for (const auto& t : f.tensors()) EXPECT_EQ(f.dequantize(t).size(), t.numel());
+    ++valid;
+  }
+  EXPECT_GE(valid, 5);
+  GgufFile f = GgufFile::open(dir / "valid_tiny_llama");
+  EXPECT_EQ(f.find_tensor("token_embd.weight")->type, GgmlType::Q8_0);
+  EXPECT_EQ(gguf_hf_config(f)["hidden_size"], 32);
+  EXPECT_EQ(gguf_hf_tensors(f).size(), 11u);
+  const GgufFile values = GgufFile::open(dir / "valid_value_types");
+  EXPECT_EQ(values.get_int("a.i16"), -2);
+  EXPECT_EQ(values.get_float("a.f64"), 0.25);
+  EXPECT_EQ(values.find("a.nested")->describe(), "[ARRAY x 2: [INT32 x 2: 1 2] [INT32 x 1: 3]]");
+  EXPECT_EQ(GgufFile::open(dir / "valid_tiny_llama_v2").version(), 2u);
+  EXPECT_EQ(GgufFile::open(dir / "valid_tiny_llama_align64").alignment(), 64u);
+}
+
 // ---- dequantisation on hand-computed blocks ------------------------------------------------------
 
 TEST(GgufDequant, LegacyTypesByHand) {
@@ -592,6 +621,57 @@ TEST(GgufTokenizer, FilesLoadInOurTokenizerAndSplitDigits) {
   EXPECT_EQ(tok->encode("<|im_start|>x<|im_end|>"), (std::vector<int32_t>{1, id("x"), 2}));
   EXPECT_TRUE(tok->is_special(2));
   EXPECT_EQ(tok->decode(tok->encode(" the 42!")), " the 42!");
+  stdfs::remove_all(dir);
+}
+
+// A SentencePiece-style vocabulary (tokenizer.ggml.model llama) becomes a tokenizer.model.
+TEST(GgufTokenizer, SentencePieceVocabularyAsTokenizerModel) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  std::string scores;
+  for (int i = 0; i < 3; ++i) Builder::put<float>(scores, 0.0f);
+  for (int b = 0; b < 256; ++b) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+    tokens.push_back(hex);
+    types.push_back(6);
+    Builder::put<float>(scores, 0.0f);
+  }
+  const std::vector<std::pair<std::string, float>> pieces = {
+      {"\xe2\x96\x81", -1}, {"a", -2}, {"b", -3}, {"\xe2\x96\x81" "a", -4}, {"ab", -1.5f}, {"\xe2\x96\x81" "ab", -5}};
+  for (const auto& [text, score] : pieces) {
+    tokens.push_back(text);
+    types.push_back(1);
+    Builder::put<float>(scores, score);
+  }
+  std::string score_array;
+  Builder::put<uint32_t>(score_array, 6);
+  Builder::put<uint64_t>(score_array, tokens.size());
+  score_array += scores;
+  Builder b;
+  b.kv_str("tokenizer.ggml.model", "llama")
+      .kv_strs("tokenizer.ggml.tokens", tokens)
+      .kv_raw("tokenizer.ggml.scores", 9, score_array)
+      .kv_i32s("tokenizer.ggml.token_type", types)
+      .kv_u32("tokenizer.ggml.bos_token_id", 1)
+      .kv_u32("tokenizer.ggml.eos_token_id", 2)
+      .kv_u32("tokenizer.ggml.unknown_token_id", 0);
+  const std::string bytes = b.bytes();
+  GgufFile f = parse_string(bytes);
+  const stdfs::path dir = stdfs::temp_directory_path() / ("tune_gguf_spm_" + std::to_string(::getpid()));
+  write_gguf_hf_tokenizer(f, dir);
+  EXPECT_TRUE(stdfs::exists(dir / "tokenizer.model"));
+  EXPECT_FALSE(stdfs::exists(dir / "tokenizer.json"));
+  const Json tc = read_json_file(dir / "tokenizer_config.json");
+  EXPECT_EQ(tc["add_bos_token"], true);  // llama.cpp's default for SentencePiece vocabularies
+  EXPECT_EQ(tc["tokenizer_class"], "LlamaTokenizer");
+  auto tok = text::Tokenizer::load(dir);
+  const int32_t base = 3 + 256;
+  // "ab ab": "▁ab" is reached through "ab" (score -1.5, merged first) then "▁"+"ab"; "c" falls back
+  // to its byte piece <0x63>.
+  EXPECT_EQ(tok->encode("ab abc"), (std::vector<int32_t>{base + 5, base + 5, 3 + 0x63}));
+  EXPECT_EQ(tok->encode("ab", true), (std::vector<int32_t>{1, base + 5}));
+  EXPECT_EQ(tok->decode(tok->encode("ab abc")), "ab abc");
   stdfs::remove_all(dir);
 }
 

@@ -3,6 +3,7 @@
 //                                                COUNT float32 values (little-endian) in OUT
 //   tune_gguf_driver import GGUF DIR             config.json, tokenizer files and model.safetensors
 //                                                (float32, HF names and row order) in DIR
+//   tune_gguf_driver tokenizer GGUF DIR          the tokenizer files only
 //   tune_gguf_driver info GGUF                   one JSON object: version, metadata keys, tensors
 #include <cstring>
 #include <iostream>
@@ -52,6 +53,10 @@ int run(int argc, char** argv) {
     io::write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
     return 0;
   }
+  if (cmd == "tokenizer" && argc == 4) {
+    io::write_gguf_hf_tokenizer(io::GgufFile::open(argv[2]), argv[3]);
+    return 0;
+  }
   if (cmd == "info" && argc == 3) {
     const io::GgufFile file = io::GgufFile::open(argv[2]);
     Json out;
@@ -68,7 +73,7 @@ int run(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | info GGUF\n";
+  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | tokenizer GGUF DIR | info GGUF\n";
   return 2;
 }
 

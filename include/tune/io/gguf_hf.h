@@ -66,14 +66,18 @@ std::vector<float> gguf_hf_tensor_data(const GgufFile& file, const GgufHfTensor&
 void unpermute_rotary_rows(std::span<float> data, int64_t rows, int64_t cols, int64_t heads);
 
 struct GgufHfTokenizer {
-  Json tokenizer;          // tokenizer.json
-  Json tokenizer_config;   // tokenizer_config.json (chat_template, bos/eos/pad/unk, add_bos_token)
-  Json generation_config;  // generation_config.json (bos, every EOS id, pad)
+  Json tokenizer;               // tokenizer.json (null for a SentencePiece vocabulary)
+  std::string tokenizer_model;  // tokenizer.model bytes (SentencePiece vocabulary only, else empty)
+  Json tokenizer_config;        // tokenizer_config.json (chat_template, bos/eos/pad/unk, add_bos_token)
+  Json generation_config;       // generation_config.json (bos, every EOS id, pad)
 };
 
-// The tokenizer files from tokenizer.ggml.*. Supported: model "gpt2" (byte-level BPE) with the
-// pre-tokenizers named in docs/gguf.md (smollm and the StarCoder family: digits split one by one,
-// then GPT-2's split; gpt2; llama-bpe; qwen2). Anything else throws, naming the key and value.
+// The tokenizer files from tokenizer.ggml.*. Supported: model "gpt2" (byte-level BPE, written as
+// tokenizer.json) with the pre-tokenizers named in docs/gguf.md (smollm and the StarCoder family:
+// digits split one by one, then GPT-2's split; gpt2; llama-bpe; qwen2), and model "llama"
+// (SentencePiece BPE: pieces, scores and types written as a tokenizer.model protobuf, the way
+// llama.cpp tokenizes them: identity normalizer, add_space_prefix, byte fallback when the
+// vocabulary has byte pieces). Anything else throws, naming the key and value.
 GgufHfTokenizer gguf_hf_tokenizer(const GgufFile& file);
 
 // The pre-tokenizer (tokenizer.json form) and settings for a tokenizer.ggml.pre value; throws for
@@ -85,8 +89,10 @@ struct GgufPreTokenizer {
 };
 GgufPreTokenizer gguf_pre_tokenizer(std::string_view pre);
 
-// Writes config.json, tokenizer.json, tokenizer_config.json and generation_config.json into dir
-// (created if missing; each file written atomically). Not the weights.
+// Writes config.json, tokenizer.json (or tokenizer.model), tokenizer_config.json and
+// generation_config.json into dir (created if missing; each file written atomically). Not the weights.
 void write_gguf_hf_metadata(const GgufFile& file, const std::filesystem::path& dir);
+// The same without config.json (a GGUF file holding only a vocabulary).
+void write_gguf_hf_tokenizer(const GgufFile& file, const std::filesystem::path& dir);
 
 }  // namespace tune::io
