@@ -467,7 +467,7 @@ std::vector<float> iota(size_t n, float start) {
   return v;
 }
 
-TinyModel tiny_model(bool tied, const std::string& pre = "smollm") {
+TinyModel tiny_model(bool tied, const std::string& pre = "smollm", const std::string& arch = "llama") {
   TinyModel m;
   // Byte-level tokens: the 3 specials, the printable ASCII bytes mapped as GPT-2 does (space = Ġ),
   // and merges "Ġ t", "h e".
@@ -480,16 +480,16 @@ TinyModel tiny_model(bool tied, const std::string& pre = "smollm") {
   std::vector<int32_t> types(m.tokens.size(), 1);
   types[0] = types[1] = types[2] = 3;
   const uint64_t V = m.tokens.size(), D = 8, I = 12, H = 2, KV = 1, hd = 4;
-  m.b.kv_str("general.architecture", "llama")
-      .kv_u32("llama.block_count", 2)
-      .kv_u32("llama.context_length", 256)
-      .kv_u32("llama.embedding_length", D)
-      .kv_u32("llama.feed_forward_length", I)
-      .kv_u32("llama.attention.head_count", H)
-      .kv_u32("llama.attention.head_count_kv", KV)
-      .kv_f32("llama.rope.freq_base", 100000.0f)
-      .kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
-      .kv_u32("llama.rope.dimension_count", hd)
+  m.b.kv_str("general.architecture", arch)
+      .kv_u32(arch + ".block_count", 2)
+      .kv_u32(arch + ".context_length", 256)
+      .kv_u32(arch + ".embedding_length", D)
+      .kv_u32(arch + ".feed_forward_length", I)
+      .kv_u32(arch + ".attention.head_count", H)
+      .kv_u32(arch + ".attention.head_count_kv", KV)
+      .kv_f32(arch + ".rope.freq_base", 100000.0f)
+      .kv_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5f)
+      .kv_u32(arch + ".rope.dimension_count", hd)
       .kv_str("tokenizer.ggml.model", "gpt2")
       .kv_str("tokenizer.ggml.pre", pre)
       .kv_strs("tokenizer.ggml.tokens", m.tokens)
@@ -501,7 +501,9 @@ TinyModel tiny_model(bool tied, const std::string& pre = "smollm") {
       .kv_bool("tokenizer.ggml.add_bos_token", false)
       .kv_str("tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}{% endfor %}");
   float start = 0;
+  const bool permuted = arch == "llama";  // convert_hf_to_gguf.py permutes Q/K for LlamaModel only
   auto add = [&](const std::string& gguf, const std::string& hf, std::vector<uint64_t> hf_shape, int64_t heads) {
+    if (!permuted) heads = 0;
     size_t n = 1;
     for (auto d : hf_shape) n *= d;
     std::vector<float> values = iota(n, start);
@@ -517,6 +519,11 @@ TinyModel tiny_model(bool tied, const std::string& pre = "smollm") {
     add(g + "attn_q.weight", h + "self_attn.q_proj.weight", {H * hd, D}, H);
     add(g + "attn_k.weight", h + "self_attn.k_proj.weight", {KV * hd, D}, KV);
     add(g + "attn_v.weight", h + "self_attn.v_proj.weight", {KV * hd, D}, 0);
+    if (arch == "qwen2") {
+      add(g + "attn_q.bias", h + "self_attn.q_proj.bias", {H * hd}, H);
+      add(g + "attn_k.bias", h + "self_attn.k_proj.bias", {KV * hd}, KV);
+      add(g + "attn_v.bias", h + "self_attn.v_proj.bias", {KV * hd}, 0);
+    }
     add(g + "attn_output.weight", h + "self_attn.o_proj.weight", {D, H * hd}, 0);
     add(g + "ffn_norm.weight", h + "post_attention_layernorm.weight", {D}, 0);
     add(g + "ffn_gate.weight", h + "mlp.gate_proj.weight", {I, D}, 0);
@@ -567,6 +574,28 @@ TEST(GgufHf, TensorsUnderHfNamesWithRowOrderUndone) {
     EXPECT_EQ(tensors[0].hf_name, "model.embed_tokens.weight");
     EXPECT_EQ(tensors[0].shape, (std::vector<int64_t>{static_cast<int64_t>(m.tokens.size()), 8}));
   }
+}
+
+// qwen2: HF row order kept (no permutation), q/k/v biases, Qwen2 config.
+TEST(GgufHf, Qwen2KeepsRowOrderAndBiases) {
+  TinyModel m = tiny_model(false, "qwen2", "qwen2");
+  const std::string bytes = m.b.bytes();
+  GgufFile f = parse_string(bytes);
+  const Json c = gguf_hf_config(f);
+  EXPECT_EQ(c["architectures"][0], "Qwen2ForCausalLM");
+  EXPECT_EQ(c["model_type"], "qwen2");
+  EXPECT_EQ(c["use_sliding_window"], false);
+  const auto tensors = gguf_hf_tensors(f);
+  EXPECT_EQ(tensors.size(), m.hf.size());
+  int biases = 0;
+  for (const auto& t : tensors) {
+    SCOPED_TRACE(t.hf_name);
+    EXPECT_EQ(t.unpermute_heads, 0);
+    EXPECT_EQ(gguf_hf_tensor_data(f, t), m.hf.at(t.hf_name));
+    biases += t.hf_name.ends_with(".bias");
+  }
+  EXPECT_EQ(biases, 6);
+  EXPECT_EQ(gguf_hf_tokenizer(f).tokenizer["normalizer"]["type"], "NFC");
 }
 
 TEST(GgufHf, RejectsWhatItCannotMap) {

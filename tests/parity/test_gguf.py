@@ -208,3 +208,56 @@ def test_tokenizer_differs_from_transformers_only_on_digits(imported, corpus):
           f"{sum(map(len, ours))} tokens ours vs {sum(map(len, theirs))} theirs")
     assert not without_numbers, f"documents without numbers differ: {without_numbers[:10]}"
     assert tok.chat_template == json.loads((out / "tokenizer_config.json").read_text())["chat_template"]
+
+
+# ---- SentencePiece vocabularies (tokenizer.ggml.model llama) ------------------------------------
+
+FIXTURES = SOURCE / "tests" / "data" / "tokenizers"
+
+
+@pytest.mark.parametrize("fixture,remove_extra_whitespaces", [("spm_bpe.model", False), ("spm_bpe_unk.model", True)])
+def test_sentencepiece_vocabulary_matches_sentencepiece(tmp_path, corpus, fixture, remove_extra_whitespaces):
+    """A SentencePiece BPE model written into a GGUF file the way convert_hf_to_gguf.py writes a
+    llama vocabulary (pieces, scores, types, special ids, add_space_prefix), imported back: the
+    tokenizer.model we write must tokenize like the original, in the sentencepiece library and in
+    our tokenizer. (Both fixtures use the identity normalizer, which is what llama.cpp applies.)"""
+    spm = pytest.importorskip("sentencepiece")
+    original = spm.SentencePieceProcessor(model_file=str(FIXTURES / fixture))
+    n = original.get_piece_size()
+
+    def piece_type(i):
+        if original.is_unknown(i):
+            return gguf.TokenType.UNKNOWN
+        if original.is_control(i):
+            return gguf.TokenType.CONTROL
+        if original.is_byte(i):
+            return gguf.TokenType.BYTE
+        if original.is_unused(i):
+            return gguf.TokenType.UNUSED
+        return gguf.TokenType.NORMAL
+
+    path = tmp_path / "vocab.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([original.id_to_piece(i) for i in range(n)])
+    w.add_token_scores([original.get_score(i) for i in range(n)])
+    w.add_token_types([piece_type(i) for i in range(n)])
+    w.add_unk_token_id(original.unk_id())
+    if original.bos_id() >= 0:
+        w.add_bos_token_id(original.bos_id())
+    if original.eos_id() >= 0:
+        w.add_eos_token_id(original.eos_id())
+    w.add_add_space_prefix(True)
+    w.add_bool("tokenizer.ggml.remove_extra_whitespaces", remove_extra_whitespaces)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    out = tmp_path / "tok"
+    run("tokenizer", path, out)
+    assert (out / "tokenizer.model").exists() and not (out / "tokenizer.json").exists()
+
+    ours_spm = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    expected = original.encode(corpus)
+    assert_same_ids(f"{fixture} (through GGUF) in sentencepiece", corpus, ours_spm.encode(corpus), expected)
+    assert_same_ids(f"{fixture} (through GGUF) in tune", corpus, our_encode(out, corpus), expected)
