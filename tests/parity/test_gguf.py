@@ -261,3 +261,35 @@ def test_sentencepiece_vocabulary_matches_sentencepiece(tmp_path, corpus, fixtur
     expected = original.encode(corpus)
     assert_same_ids(f"{fixture} (through GGUF) in sentencepiece", corpus, ours_spm.encode(corpus), expected)
     assert_same_ids(f"{fixture} (through GGUF) in tune", corpus, our_encode(out, corpus), expected)
+
+
+# ---- chat template -------------------------------------------------------------------------------
+
+CONVERSATIONS = [
+    ([{"role": "user", "content": "What is the capital of France?"}], True),
+    ([{"role": "user", "content": "What is 3+4?"}], False),
+    ([{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "What is 3+4?"}], True),
+    ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+      {"role": "user", "content": "Sort 3 1 2."}], True),
+    ([{"role": "system", "content": ""}, {"role": "user", "content": "  spaces \n and\ttabs  "},
+      {"role": "assistant", "content": "ok"}], False),
+    ([{"role": "user", "content": "Ünïcödé 😀 <|im_end|> inside"}], True),
+]
+
+
+def test_chat_template_renders_like_transformers(imported):
+    transformers = pytest.importorskip("transformers")
+    path, out = imported
+    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    contexts = [{"messages": m, "add_generation_prompt": g, "bos_token": config["bos_token"],
+                 "eos_token": config["eos_token"]} for m, g in CONVERSATIONS]
+    payload = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in contexts)
+    proc = subprocess.run([gguf_driver(), "render", str(out)], input=payload.encode("utf-8"), capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")
+    ours = [json.loads(l)["text"] for l in proc.stdout.decode("utf-8").splitlines() if l]
+    theirs = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=g) for m, g in CONVERSATIONS]
+    assert ours == theirs
+    assert "You are a helpful AI assistant named SmolLM" in ours[0]  # the template's default system prompt
+    print(f"{len(ours)} conversations rendered identically")

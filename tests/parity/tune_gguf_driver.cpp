@@ -4,6 +4,8 @@
 //   tune_gguf_driver import GGUF DIR             config.json, tokenizer files and model.safetensors
 //                                                (float32, HF names and row order) in DIR
 //   tune_gguf_driver tokenizer GGUF DIR          the tokenizer files only
+//   tune_gguf_driver render DIR                  chat template of DIR: {"messages": ..., ...} lines ->
+//                                                {"text": ...} lines (tune's Jinja renderer)
 //   tune_gguf_driver info GGUF                   one JSON object: version, metadata keys, tensors
 #include <cstring>
 #include <iostream>
@@ -15,6 +17,7 @@
 #include "tune/io/gguf.h"
 #include "tune/io/gguf_hf.h"
 #include "tune/io/safetensors.h"
+#include "tune/text/chat_template.h"
 
 namespace {
 
@@ -57,6 +60,17 @@ int run(int argc, char** argv) {
     io::write_gguf_hf_tokenizer(io::GgufFile::open(argv[2]), argv[3]);
     return 0;
   }
+  if (cmd == "render" && argc == 3) {
+    auto tmpl = text::load_chat_template(argv[2]);
+    if (!tmpl) throw Error(std::string(argv[2]) + ": no chat template");
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (line.empty()) continue;
+      Json out = {{"text", tmpl->render(Json::parse(line))}};
+      std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    }
+    return 0;
+  }
   if (cmd == "info" && argc == 3) {
     const io::GgufFile file = io::GgufFile::open(argv[2]);
     Json out;
@@ -73,7 +87,7 @@ int run(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | tokenizer GGUF DIR | info GGUF\n";
+  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | tokenizer GGUF DIR | render DIR | info GGUF\n";
   return 2;
 }
 
