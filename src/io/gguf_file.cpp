@@ -21,6 +21,9 @@ namespace {
 constexpr uint32_t kMaxDims = 4;        // GGML_MAX_DIMS
 constexpr size_t kMaxTensorName = 63;   // GGML_MAX_NAME - 1
 constexpr int kMaxArrayDepth = 8;
+// Each element becomes a GgufValue (48 bytes): a bound keeps a small malicious file from asking for
+// many gigabytes. Real arrays are vocabularies (~256k entries) and charsmaps (~200k bytes).
+constexpr uint64_t kMaxArrayLength = uint64_t{1} << 26;
 constexpr uint64_t kDefaultAlignment = 32;
 
 std::string quoted(std::string_view s) { return str("\"", detail::printable(s), "\""); }
@@ -112,6 +115,8 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& what, int
       if (depth >= kMaxArrayDepth) c.reject(str(what, ": arrays nested deeper than ", kMaxArrayDepth), at);
       const GgufValueType element = read_type(c, what + " (array element type)");
       const uint64_t count = c.read<uint64_t>(what + " (array length)");
+      if (count > kMaxArrayLength)
+        c.reject(str(what, ": array length ", count, " exceeds the limit of ", kMaxArrayLength, " elements"), at);
       const uint64_t min_bytes = min_element_bytes(element);
       if (count > c.remaining() / min_bytes)
         c.reject(str(what, ": array length ", count, " of ", gguf_value_type_name(element), " (at least ", min_bytes,

@@ -98,10 +98,13 @@ Json byte_level_tokenizer(const GgufFile& file, const std::vector<std::string>& 
     if (size_t bad = detail::find_invalid_utf8(m); bad != std::string::npos)
       fail(origin, ": GGUF merge ", i, " is not valid UTF-8 at byte ", bad);
   }
-  const std::string pre_name = file.get_string("tokenizer.ggml.pre").value_or("default");
+  const auto pre_name = file.get_string("tokenizer.ggml.pre");
+  if (!pre_name)
+    fail(origin, ": GGUF metadata key \"tokenizer.ggml.pre\" is missing, so the byte-level pre-tokenizer is unknown ",
+         "(a file converted before mid-2024: reconvert it with a current convert_hf_to_gguf.py)");
   GgufPreTokenizer pre;
   try {
-    pre = gguf_pre_tokenizer(pre_name);
+    pre = gguf_pre_tokenizer(*pre_name);
   } catch (const Error& e) {
     fail(origin, ": ", e.what());
   }

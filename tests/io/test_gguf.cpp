@@ -262,7 +262,11 @@ TEST(Gguf, RejectsMalformedMetadata) {
   std::string arr;
   Builder::put<uint32_t>(arr, 4);
   Builder::put<uint64_t>(arr, 1ull << 60);
-  expect_rejected(Builder().kv_raw("k", 9, arr).bytes(), "metadata key \"k\": array length 1152921504606846976 of UINT32");
+  expect_rejected(Builder().kv_raw("k", 9, arr).bytes(), "metadata key \"k\": array length 1152921504606846976 exceeds");
+  std::string arr2;
+  Builder::put<uint32_t>(arr2, 4);
+  Builder::put<uint64_t>(arr2, 1000);
+  expect_rejected(Builder().kv_raw("k", 9, arr2).bytes(), "metadata key \"k\": array length 1000 of UINT32");
   expect_rejected(Builder().kv_raw("k", 13, "").bytes(), "metadata key \"k\" (value type): unknown value type 13");
   expect_rejected(Builder().kv_raw("k", 7, "\x02").bytes(), "BOOL value 2");
   expect_rejected(Builder().kv_u32("k", 1).kv_u32("k", 2).bytes(), "duplicate metadata key \"k\"");
