@@ -16,6 +16,7 @@
 #include "tune/algo/policy_loss.h"
 #include "tune/algo/reference.h"
 #include "tune/algo/rl_symptoms.h"
+#include "tune/algo/rollout_scoring.h"
 #include "tune/algo/run.h"
 #include "tune/algo/train_loop.h"
 #include "tune/algo/training_text.h"
@@ -98,23 +99,6 @@ void append_lines(const std::filesystem::path& path, const std::string& text) {
   const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0;
   std::fclose(f);
   if (!ok) fail("cannot write to ", path.string(), ": ", std::strerror(errno));
-}
-
-// The prompt as a reward sees it: the last user message (or the rendered text of a raw prompt).
-reward::Sample reward_sample(const rollout::RolloutPrompt& p, const rollout::SampleInfo& info) {
-  reward::Sample s;
-  for (auto it = p.messages.rbegin(); it != p.messages.rend(); ++it)
-    if (it->role == "user") {
-      s.prompt = it->content;
-      break;
-    }
-  s.completion = info.text;
-  s.reference = p.reference;
-  s.metadata = p.metadata;
-  s.completion_tokens = info.completion_length;
-  s.truncated = info.truncated;
-  if (!p.messages.empty()) s.messages = text::messages_to_json(p.messages);
-  return s;
 }
 
 // A supervised batch view of round rows [first, first + n), cut to its longest row.

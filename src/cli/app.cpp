@@ -38,6 +38,8 @@ int run(int argc, char** argv) {
   commands.push_back(add_score(app));
   commands.push_back(add_not_built(app, "ppo", "PPO with a reward model and a critic"));
   commands.push_back(add_grpo(app));
+  commands.push_back(add_probe(app));
+  commands.push_back(add_sample(app));
 
   try {
     app.parse(argc, argv);

@@ -28,6 +28,24 @@ def test_grpo_raises_greedy_exact_match(tmp_path):
     assert not train & {r["prompt"] for r in held_out}  # unseen problems
 
     before, n = greedy_accuracy("runs/sft-tiny-short/final", test, tmp_path)
+    # tune probe on the starting model: its figures match an independent count over its samples, and
+    # its greedy pass@1 is the exact match `tune generate` gives.
+    probe = json.loads(tune("-q", "probe", "--config", SOURCE / "configs/grpo/tiny.yaml", "--input", test, "--k", 8,
+                            "--max-new-tokens", 8, "--batch-size", 100, "--samples", "runs/probe-samples.jsonl", "--json",
+                            cwd=tmp_path, capture=True))
+    probed = [json.loads(line) for line in (tmp_path / "runs/probe-samples.jsonl").read_text().splitlines()]
+    passes = {}
+    for r in probed:
+        assert r["pass"] == (r["completion"].strip() == r["prompt"]["reference"])
+        if r["kind"] == "sampled":
+            passes.setdefault(r["prompt_index"], []).append(r["pass"])
+    assert len(passes) == n and all(len(v) == 8 for v in passes.values())
+    assert abs(probe["pass@1_greedy"] - before) < 1e-9
+    assert abs(probe["pass@1"] - sum(map(sum, passes.values())) / (8 * n)) < 1e-9
+    assert abs(probe["pass@8"] - sum(any(v) for v in passes.values()) / n) < 1e-9
+    assert abs(probe["all_equal_share"] - sum(len(set(v)) == 1 for v in passes.values()) / n) < 1e-9
+    print(f"probe of the start: greedy {probe['pass@1_greedy']:.3f}, sampled {probe['pass@1']:.3f}, "
+          f"pass@8 {probe['pass@8']:.3f}, no signal {probe['all_equal_share']:.3f}, verdict {probe['verdict']}")
     tune("grpo", "--config", SOURCE / "configs/grpo/tiny.yaml", cwd=tmp_path)
     after, _ = greedy_accuracy("runs/grpo-tiny/final", test, tmp_path)
     metrics = [json.loads(line) for line in (tmp_path / "runs/grpo-tiny/metrics.jsonl").read_text().splitlines()]
