@@ -40,6 +40,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_grpo(app));
   commands.push_back(add_probe(app));
   commands.push_back(add_sample(app));
+  commands.push_back(add_import(app));
 
   try {
     app.parse(argc, argv);
