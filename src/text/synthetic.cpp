@@ -53,7 +53,9 @@ std::string reversal_slip(const std::string& s, std::mt19937_64& rng) {
 
 }  // namespace
 
-std::vector<std::string> synthetic_task_names() { return {"addition", "reverse", "addition_pref", "reverse_pref"}; }
+std::vector<std::string> synthetic_task_names() {
+  return {"addition", "reverse", "addition_pref", "reverse_pref", "json_answer"};
+}
 
 std::vector<std::string> synthetic_format_names() { return {"default", "prompt"}; }
 
@@ -62,6 +64,16 @@ std::string synthetic_answer(const std::string& prompt) {
     std::string s = prompt.substr(8);
     std::reverse(s.begin(), s.end());
     return s;
+  }
+  if (prompt.rfind("What is ", 0) == 0 && prompt.size() > 9 && prompt.back() == '?') {
+    // json_answer: "What is 57 + 38?" -> "95"
+    auto plus = prompt.find(" + ");
+    if (plus == std::string::npos) return "";
+    try {
+      return std::to_string(std::stoll(prompt.substr(8, plus - 8)) + std::stoll(prompt.substr(plus + 3)));
+    } catch (const std::exception&) {
+      return "";
+    }
   }
   auto plus = prompt.find('+');
   if (plus == std::string::npos || prompt.empty() || prompt.back() != '=') return "";
@@ -101,6 +113,10 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
       for (int i = 0; i < o.digits; ++i) digits += static_cast<char>('0' + operand(rng) % 10);
       prompt = "reverse " + digits;
       answer.assign(digits.rbegin(), digits.rend());
+    } else if (o.task == "json_answer") {
+      int64_t a = operand(rng), b = operand(rng);
+      prompt = str("What is ", a, " + ", b, "?");
+      answer = std::to_string(a + b);
     } else {
       int64_t a = operand(rng), b = operand(rng);
       prompt = str(a, "+", b, "=");
@@ -109,6 +125,10 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
     if (!seen.insert(prompt).second) continue;
     if (rl_prompts) {
       out.push_back(Json{{"prompt", prompt}, {"reference", answer}});
+    } else if (o.task == "json_answer") {
+      // The format is the lesson: the prompt does not ask for it, the answer always has it.
+      Json rec = chat_record(prompt, str("{\"answer\": ", answer, "}"));
+      out.push_back(rec);
     } else if (!preference) {
       out.push_back(chat_record(prompt, answer));
     } else {

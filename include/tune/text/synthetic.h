@@ -6,6 +6,8 @@
 //   reverse      "reverse 4096" -> "6904"   (LoRA proof: a second task on top of addition)
 //   addition_pref  prompt "57+38=", chosen "95", rejected a near miss ("85", "96", ...): RM / DPO
 //   reverse_pref   prompt "reverse 4096", chosen "6904", rejected a slip ("9604", "6905", ...): RM
+//   json_answer  "What is 57 + 38?" -> {"answer": 95}   (real-model proof: a format the prompt never
+//                asks for; format "prompt" gives the number as the reference)
 #include <cstdint>
 #include <string>
 #include <vector>
