@@ -162,32 +162,10 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     return metric;
   };
 
-  // Trainer-side log-probs (and entropies) of round rows, no gradients, the policy as it is now.
+  // Trainer-side log-probs of round rows, no gradients, the policy as it is now.
   const int64_t micro = cfg.train.batch_size;
   auto score_rows = [&](RoundRows& rows, bool need_old) {
-    torch::NoGradGuard no_grad;
-    const bool was_training = model.is_training();
-    model.eval();
-    const int64_t N = rows.size(), T = rows.input_ids.size(1);
-    auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-    if (need_old) rows.old_logp = torch::zeros({N, T}, opts);
-    for (int64_t first = 0; first < N; first += micro) {
-      const int64_t n = std::min(micro, N - first);
-      data::Batch b = rows_batch(rows, first, n);
-      const int64_t w = b.input_ids.size(1);
-      if (need_old) rows.old_logp.narrow(0, first, n).narrow(1, 0, w).copy_(label_logprobs(model, b, cfg.rollout.temperature));
-    }
-    model.train(was_training);
-    if (reference.active()) {
-      rows.ref_logp = torch::zeros({N, T}, opts);
-      for (int64_t first = 0; first < N; first += micro) {
-        const int64_t n = std::min(micro, N - first);
-        data::Batch b = rows_batch(rows, first, n);
-        const int64_t w = b.input_ids.size(1);
-        rows.ref_logp.narrow(0, first, n).narrow(1, 0, w).copy_(
-            reference.run([&](model::CausalLM& m) { return label_logprobs(m, b, cfg.rollout.temperature); }));
-      }
-    }
+    round_logprobs(model, reference, rows, micro, cfg.rollout.temperature, need_old);
   };
 
   RoundOptions round_opts;

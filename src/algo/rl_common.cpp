@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "tune/algo/logprobs.h"
 #include "tune/algo/rollout_scoring.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
@@ -114,6 +115,35 @@ std::pair<torch::Tensor, torch::Tensor> logp_and_entropy(model::CausalLM& model,
   auto on = labels.ne(ops::kIgnoreIndex).to(res.entropy.scalar_type());
   torch::Tensor first = torch::zeros({B, 1}, res.logprob.options());
   return {torch::cat({first, res.logprob.view({B, T - 1})}, 1), torch::cat({first, (res.entropy * on).view({B, T - 1})}, 1)};
+}
+
+void round_logprobs(model::CausalLM& model, ReferenceModel& reference, RoundRows& rows, int64_t micro,
+                    double temperature, bool need_old) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t N = rows.size(), T = rows.input_ids.size(1);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(rows.input_ids.device());
+  if (need_old) {
+    rows.old_logp = torch::zeros({N, T}, opts);
+    for (int64_t first = 0; first < N; first += micro) {
+      const int64_t n = std::min(micro, N - first);
+      data::Batch b = rows_batch(rows, first, n);
+      const int64_t w = b.input_ids.size(1);
+      rows.old_logp.narrow(0, first, n).narrow(1, 0, w).copy_(label_logprobs(model, b, temperature));
+    }
+  }
+  model.train(was_training);
+  if (reference.active()) {
+    rows.ref_logp = torch::zeros({N, T}, opts);
+    for (int64_t first = 0; first < N; first += micro) {
+      const int64_t n = std::min(micro, N - first);
+      data::Batch b = rows_batch(rows, first, n);
+      const int64_t w = b.input_ids.size(1);
+      rows.ref_logp.narrow(0, first, n).narrow(1, 0, w).copy_(
+          reference.run([&](model::CausalLM& m) { return label_logprobs(m, b, temperature); }));
+    }
+  }
 }
 
 std::pair<double, double> mean_std(const std::vector<double>& v) {

@@ -14,6 +14,7 @@
 
 #include "algo/grpo_round.h"
 #include "tune/algo/grpo.h"
+#include "tune/algo/reference.h"
 #include "tune/core/json.h"
 #include "tune/data/collate.h"
 #include "tune/model/causal_lm.h"
@@ -66,6 +67,12 @@ torch::Tensor cols(const torch::Tensor& x, int64_t first, int64_t n, int64_t wid
 // [B, T] (0 off the labels), with the graph: the loss's log-probs, the entropy metric and bonus.
 std::pair<torch::Tensor, torch::Tensor> logp_and_entropy(model::CausalLM& model, const data::Batch& batch,
                                                          double temperature);
+
+// Trainer-side log-probs of round rows at `temperature`, no gradients, micro-batches of `micro`
+// rows: rows.old_logp from the policy as it is now (need_old), rows.ref_logp from the reference
+// (when it is active). Both [N, T] float32, 0 off the labels.
+void round_logprobs(model::CausalLM& model, ReferenceModel& reference, RoundRows& rows, int64_t micro,
+                    double temperature, bool need_old);
 
 // Mean and population std of the values.
 std::pair<double, double> mean_std(const std::vector<double>& v);
