@@ -94,7 +94,9 @@ TEST(RlSymptoms, RewardRisingWhileHeldOutQualityFallsIsHacking) {
   RlSymptomDetector healthy;
   for (int s = 1; s <= 60; ++s) {
     healthy.observe(s, {{"reward", 0.02 * s}});
-    if (s % 10 == 0) EXPECT_TRUE(healthy.observe_heldout(s, 0.2 + 0.01 * s).empty());
+    if (s % 10 == 0) {
+      EXPECT_TRUE(healthy.observe_heldout(s, 0.2 + 0.01 * s).empty());
+    }
   }
 }
 
