@@ -55,11 +55,11 @@ class OptimizerPair : public torch::optim::Optimizer {
         critic_(critic) {}
   torch::Tensor step(LossClosure) override { fail("internal: the checkpoint's optimizer pair is not stepped"); }
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive p;
+    torch::serialize::OutputArchive p(archive.compilation_unit());  // as nn::Module::save nests its children
     policy_.save(p);
     archive.write("policy", p);
     if (critic_) {
-      torch::serialize::OutputArchive c;
+      torch::serialize::OutputArchive c(archive.compilation_unit());
       critic_->save(c);
       archive.write("critic", c);
     }
