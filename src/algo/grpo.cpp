@@ -10,6 +10,7 @@
 #include <random>
 
 #include "algo/grpo_round.h"
+#include "algo/rl_common.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/model_reward.h"
 #include "tune/algo/policy.h"
@@ -33,109 +34,6 @@
 namespace tune::algo {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// The training prompts in a seeded order, reshuffled every epoch; its position is a checkpoint's.
-class PromptOrder {
- public:
-  PromptOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) { plan(); }
-  int64_t next() {
-    if (index_ >= size_) {
-      ++epoch_;
-      index_ = 0;
-      plan();
-    }
-    return order_[static_cast<size_t>(index_++)];
-  }
-  int64_t epoch() const { return epoch_; }
-  Json state() const { return {{"epoch", epoch_}, {"index", index_}}; }
-  void restore(const Json& s) {
-    epoch_ = s.at("epoch").get<int64_t>();
-    index_ = s.at("index").get<int64_t>();
-    plan();
-  }
-
- private:
-  void plan() {
-    order_.resize(static_cast<size_t>(size_));
-    for (int64_t i = 0; i < size_; ++i) order_[static_cast<size_t>(i)] = i;
-    std::mt19937_64 rng(seed_ + static_cast<uint64_t>(epoch_) * 0x9E3779B97F4A7C15ull);
-    std::shuffle(order_.begin(), order_.end(), rng);
-  }
-  int64_t size_, epoch_ = 0, index_ = 0;
-  uint64_t seed_;
-  std::vector<int64_t> order_;
-};
-
-// A torch generator's state as hex text (checkpoints) and back.
-std::string generator_hex(torch::Generator& gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  torch::Tensor state = gen.get_state().contiguous();
-  const auto* p = state.data_ptr<uint8_t>();
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (int64_t i = 0; i < state.numel(); ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
-void set_generator_hex(torch::Generator& gen, const std::string& hex) {
-  TUNE_CHECK(hex.size() % 2 == 0, "checkpoint: the rollout RNG state is corrupt");
-  auto state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
-  auto* p = state.data_ptr<uint8_t>();
-  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
-
-// Appends complete lines to a log file (samples.jsonl), flushed: a crash loses no earlier line.
-void append_lines(const std::filesystem::path& path, const std::string& text) {
-  if (text.empty()) return;
-  std::FILE* f = std::fopen(path.c_str(), "a");
-  if (!f) fail("cannot open ", path.string(), " for appending: ", std::strerror(errno));
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0;
-  std::fclose(f);
-  if (!ok) fail("cannot write to ", path.string(), ": ", std::strerror(errno));
-}
-
-// A supervised batch view of round rows [first, first + n), cut to its longest row.
-data::Batch rows_batch(const RoundRows& rows, int64_t first, int64_t n) {
-  data::Batch b;
-  auto am = rows.attention_mask.narrow(0, first, n);
-  const int64_t width = std::max<int64_t>(2, am.sum(1).max().item<int64_t>());
-  b.input_ids = rows.input_ids.narrow(0, first, n).narrow(1, 0, width);
-  b.attention_mask = am.narrow(1, 0, width);
-  b.labels = rows.labels.narrow(0, first, n).narrow(1, 0, width);
-  b.num_samples = n;
-  return b;  // right padding: positions 0..T-1, no mask needed (see label_logprobs)
-}
-
-// log p(token t | < t) at `temperature` and the policy's entropy at each label position, both
-// [B, T] (0 off the labels), with the graph: the loss's log-probs, the entropy metric and bonus.
-std::pair<torch::Tensor, torch::Tensor> logp_and_entropy(model::CausalLM& model, const data::Batch& batch,
-                                                         double temperature) {
-  model::ForwardArgs args;
-  args.input_ids = batch.input_ids;                   // [B, T], right padded: no mask needed
-  torch::Tensor hidden = model.forward_hidden(args);  // [B, T, D]
-  const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
-  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({B * (T - 1), D});         // position t-1 predicts t
-  torch::Tensor labels = batch.labels.narrow(1, 1, T - 1).reshape({B * (T - 1)});  // [B (T-1)]
-  ops::TokenLogprobOptions opts;
-  opts.temperature = temperature;
-  opts.compute_entropy = true;
-  auto res = ops::token_logprob(model.logits(h), labels, opts);
-  auto on = labels.ne(ops::kIgnoreIndex).to(res.entropy.scalar_type());
-  torch::Tensor first = torch::zeros({B, 1}, res.logprob.options());
-  return {torch::cat({first, res.logprob.view({B, T - 1})}, 1), torch::cat({first, (res.entropy * on).view({B, T - 1})}, 1)};
-}
-
-torch::Tensor cols(const torch::Tensor& x, int64_t first, int64_t n, int64_t width) {
-  return x.defined() ? x.narrow(0, first, n).narrow(1, 0, width) : x;
-}
-
 ops::KlKind kl_kind(const std::string& name) {
   if (name == "k1") return ops::KlKind::k1;
   if (name == "k2") return ops::KlKind::k2;
@@ -156,16 +54,6 @@ PolicyLossConfig loss_config(const GrpoConfig& cfg) {
   c.entropy_coef = cfg.grpo.entropy_coef;
   c.max_completion_length = cfg.rollout.max_new_tokens;
   return c;
-}
-
-// Mean and population std of the judged values.
-std::pair<double, double> mean_std(const std::vector<double>& v) {
-  if (v.empty()) return {0, 0};
-  double m = 0, s = 0;
-  for (double x : v) m += x;
-  m /= static_cast<double>(v.size());
-  for (double x : v) s += (x - m) * (x - m);
-  return {m, std::sqrt(s / static_cast<double>(v.size()))};
 }
 
 }  // namespace
@@ -255,98 +143,29 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   // The samples of a few completions per round: practitioners judge RL by bad cases.
   const std::filesystem::path samples_path = std::filesystem::path(cfg.output_dir) / "samples.jsonl";
   auto write_samples = [&](const std::string& kind, int64_t at, const std::vector<RoundSample>& samples, int64_t n) {
-    std::string text;
-    for (int64_t i = 0; i < std::min<int64_t>(n, static_cast<int64_t>(samples.size())); ++i) {
-      const auto& s = samples[static_cast<size_t>(i)];
-      Json j = {{"step", at}, {"kind", kind}, {"prompt", s.prompt}, {"completion", s.completion},
-                {"reward", s.reward ? Json(*s.reward) : Json()}, {"terms", s.terms}, {"advantage", s.advantage},
-                {"length", s.length}, {"finish", s.finish}};
-      text += j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    }
-    append_lines(samples_path, text);
+    algo::write_samples(samples_path, kind, at, samples, n);
   };
 
   // Held-out pass@1: greedy and one sample per prompt at the rollout temperature.
-  const std::string pass_term = cfg.eval.pass_term.empty() ? rewards.names().front() : cfg.eval.pass_term;
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_prompts.empty()) return std::nullopt;
-    Json rec;
-    std::optional<double> metric;
-    for (const bool greedy : {true, false}) {
-      if (greedy ? !cfg.eval.greedy : !cfg.eval.sampled) continue;
-      rollout::SamplingConfig sampling = cfg.rollout;
-      if (greedy) sampling.temperature = 0;
-      int64_t passed = 0, judged = 0, cut = 0;
-      double reward_sum = 0;
-      std::vector<RoundSample> shown;
-      for (size_t first = 0; first < eval_prompts.size(); first += static_cast<size_t>(cfg.eval.batch_size)) {
-        const size_t last = std::min(eval_prompts.size(), first + static_cast<size_t>(cfg.eval.batch_size));
-        std::vector<rollout::RolloutPrompt> chunk(eval_prompts.begin() + static_cast<std::ptrdiff_t>(first),
-                                                  eval_prompts.begin() + static_cast<std::ptrdiff_t>(last));
-        auto r = engine.rollout(rollout::prompt_ids(chunk), 1, sampling, generator);
-        std::vector<reward::Sample> rs;
-        for (const auto& info : r.samples) rs.push_back(reward_sample(chunk[static_cast<size_t>(info.prompt_index)], info));
-        reward::Scores scores = rewards.score_terms(rs);
-        const auto* term = &scores.terms.front();
-        for (const auto& t : scores.terms)
-          if (t.name == pass_term) term = &t;
-        for (size_t i = 0; i < rs.size(); ++i) {
-          cut += r.samples[i].truncated;
-          if (scores.total[i]) reward_sum += *scores.total[i];
-          if (!term->values[i]) continue;
-          ++judged;
-          passed += *term->values[i] >= cfg.eval.pass_threshold;
-          if (greedy && shown.size() < 4)
-            shown.push_back({0, rs[i].prompt, rs[i].completion, scores.total[i], Json::object(), 0,
-                             r.samples[i].completion_length, r.samples[i].truncated, ""});
-        }
-      }
-      const std::string key = greedy ? "eval_pass@1_greedy" : "eval_pass@1_sampled";
-      const double rate = judged > 0 ? static_cast<double>(passed) / static_cast<double>(judged) : 0.0;
-      rec[key] = rate;
-      rec[greedy ? "eval_reward_greedy" : "eval_reward_sampled"] = reward_sum / static_cast<double>(eval_prompts.size());
-      rec[greedy ? "eval_truncated_greedy" : "eval_truncated_sampled"] =
-          static_cast<double>(cut) / static_cast<double>(eval_prompts.size());
-      if (!metric || greedy) metric = rate;
-      if (greedy) write_samples("eval", at, shown, 4);
-    }
-    rec["eval_pass@1"] = metric ? *metric : 0.0;
-    rec["eval_prompts"] = eval_prompts.size();
+    std::vector<RoundSample> shown;
+    Json rec = evaluate_pass_at_1(engine, eval_prompts, rewards, cfg.eval, cfg.rollout, generator, &shown);
+    if (cfg.eval.greedy) write_samples("eval", at, shown, 4);
     log::info("eval at step ", at, ": pass@1 greedy ",
               rec.contains("eval_pass@1_greedy") ? fixed(100 * rec["eval_pass@1_greedy"].get<double>(), 1) + "%" : "-",
               ", sampled ",
               rec.contains("eval_pass@1_sampled") ? fixed(100 * rec["eval_pass@1_sampled"].get<double>(), 1) + "%" : "-",
               " of ", eval_prompts.size());
+    const double metric = rec["eval_pass@1"].get<double>();
     run.log(at, rec);
     return metric;
   };
 
-  // Trainer-side log-probs (and entropies) of round rows, no gradients, the policy as it is now.
+  // Trainer-side log-probs of round rows, no gradients, the policy as it is now.
   const int64_t micro = cfg.train.batch_size;
   auto score_rows = [&](RoundRows& rows, bool need_old) {
-    torch::NoGradGuard no_grad;
-    const bool was_training = model.is_training();
-    model.eval();
-    const int64_t N = rows.size(), T = rows.input_ids.size(1);
-    auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-    if (need_old) rows.old_logp = torch::zeros({N, T}, opts);
-    for (int64_t first = 0; first < N; first += micro) {
-      const int64_t n = std::min(micro, N - first);
-      data::Batch b = rows_batch(rows, first, n);
-      const int64_t w = b.input_ids.size(1);
-      if (need_old) rows.old_logp.narrow(0, first, n).narrow(1, 0, w).copy_(label_logprobs(model, b, cfg.rollout.temperature));
-    }
-    model.train(was_training);
-    if (reference.active()) {
-      rows.ref_logp = torch::zeros({N, T}, opts);
-      for (int64_t first = 0; first < N; first += micro) {
-        const int64_t n = std::min(micro, N - first);
-        data::Batch b = rows_batch(rows, first, n);
-        const int64_t w = b.input_ids.size(1);
-        rows.ref_logp.narrow(0, first, n).narrow(1, 0, w).copy_(
-            reference.run([&](model::CausalLM& m) { return label_logprobs(m, b, cfg.rollout.temperature); }));
-      }
-    }
+    round_logprobs(model, reference, rows, micro, cfg.rollout.temperature, need_old);
   };
 
   RoundOptions round_opts;
@@ -361,7 +180,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   int64_t last_eval = step;
   if (cfg.eval.at_start && step == 0) evaluate(0);
   model.train();
-  const auto started = Clock::now();
+  const auto started = RlClock::now();
   int64_t rollout_tokens_total = 0, rounds_without_signal = 0;
   while (step < total_steps) {
     // --- One round: rollouts, rewards, advantages (more rollouts under dynamic sampling).
@@ -380,10 +199,10 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
         picked.push_back(order.next());
         prompts.push_back(train_prompts[static_cast<size_t>(picked.back())]);
       }
-      auto t0 = Clock::now();
+      auto t0 = RlClock::now();
       auto r = engine.rollout(rollout::prompt_ids(prompts), cfg.grpo.group_size, cfg.rollout, generator);
       t_generate += seconds_since(t0);
-      t0 = Clock::now();
+      t0 = RlClock::now();
       std::vector<reward::Sample> rs;
       for (const auto& info : r.samples) rs.push_back(reward_sample(prompts[static_cast<size_t>(info.prompt_index)], info));
       reward::Scores scores = rewards.score_terms(rs);
@@ -428,7 +247,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
       continue;
     }
     rounds_without_signal = 0;
-    auto t0 = Clock::now();
+    auto t0 = RlClock::now();
     score_rows(rows, cfg.grpo.mu > 1);
     const double t_reference = seconds_since(t0);
     write_samples("train", step + 1, rows.samples, cfg.grpo.log_samples);
@@ -455,7 +274,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     bool save_due = false;
     for (int64_t pass = 0; pass < cfg.grpo.mu && step < total_steps; ++pass) {
       for (int64_t mb = 0; mb < cfg.grpo.mini_batches && step < total_steps; ++mb) {
-        const auto t_train0 = Clock::now();
+        const auto t_train0 = RlClock::now();
         const int64_t base = mb * per_step;
         std::vector<double> counts;
         std::vector<std::pair<int64_t, int64_t>> micro_rows;

@@ -18,7 +18,7 @@ std::string version_line() {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"tune: native post-training for Hugging Face language models (SFT, LoRA, reward models, DPO)"};
+  CLI::App app{"tune: native post-training for Hugging Face language models (SFT, LoRA, reward models, DPO, GRPO, PPO)"};
   app.name("tune");
   app.require_subcommand(1);
   app.set_version_flag("--version", version_line());
@@ -36,7 +36,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_rm(app));
   commands.push_back(add_dpo(app));
   commands.push_back(add_score(app));
-  commands.push_back(add_not_built(app, "ppo", "PPO with a reward model and a critic"));
+  commands.push_back(add_ppo(app));
   commands.push_back(add_grpo(app));
   commands.push_back(add_probe(app));
   commands.push_back(add_sample(app));

@@ -63,4 +63,41 @@ TEST(RlSymptoms, ASlowStartIsNotAFlatReward) {
   EXPECT_TRUE(ids.empty()) << ids.front();
 }
 
+TEST(RlSymptoms, ValueLossOscillatingWithHighRewardVariance) {
+  // PPO: the value loss jumps between 0.1 and 2 while the scores spread widely.
+  auto ids = run([](int s) {
+    return std::map<std::string, double>{{"reward", 0.01 * s}, {"reward_std", 3.0},
+                                         {"value/loss", s % 2 ? 2.0 : 0.1}, {"completion_length", 20}};
+  });
+  EXPECT_EQ(ids, std::vector<std::string>{"value_oscillation"});
+  // The same loss level, steady, with normalised scores: nothing.
+  auto quiet = run([](int s) {
+    return std::map<std::string, double>{{"reward", 0.01 * s}, {"reward_std", 1.0},
+                                         {"value/loss", 1.0 + 0.05 * (s % 2)}, {"completion_length", 20}};
+  });
+  EXPECT_TRUE(quiet.empty()) << quiet.front();
+}
+
+TEST(RlSymptoms, RewardRisingWhileHeldOutQualityFallsIsHacking) {
+  RlSymptomDetector d;
+  std::vector<std::string> ids;
+  for (int s = 1; s <= 60; ++s) {
+    d.observe(s, {{"reward", 0.02 * s}, {"completion_length", 20}});
+    if (s % 10 == 0) {
+      // Held-out quality peaks at step 20, then falls while the reward keeps rising.
+      const double quality = s <= 20 ? 0.3 + 0.01 * s : 0.5 - 0.05 * (s - 20) / 10.0;
+      for (const auto& x : d.observe_heldout(s, quality)) ids.push_back(x.id);
+    }
+  }
+  EXPECT_EQ(ids, std::vector<std::string>{"reward_hacking"});
+  // Quality rising with the reward: nothing.
+  RlSymptomDetector healthy;
+  for (int s = 1; s <= 60; ++s) {
+    healthy.observe(s, {{"reward", 0.02 * s}});
+    if (s % 10 == 0) {
+      EXPECT_TRUE(healthy.observe_heldout(s, 0.2 + 0.01 * s).empty());
+    }
+  }
+}
+
 }  // namespace

@@ -48,6 +48,7 @@ Command add_sft(CLI::App& app);
 Command add_rm(CLI::App& app);
 Command add_dpo(CLI::App& app);
 Command add_score(CLI::App& app);
+Command add_ppo(CLI::App& app);
 Command add_grpo(CLI::App& app);
 Command add_probe(CLI::App& app);
 Command add_sample(CLI::App& app);

@@ -1,0 +1,205 @@
+#include "algo/rl_common.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+#include "tune/algo/logprobs.h"
+#include "tune/algo/rollout_scoring.h"
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+#include "tune/core/str.h"
+#include "tune/ops/token_logprob.h"
+
+namespace tune::algo {
+
+PromptOrder::PromptOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) { plan(); }
+
+int64_t PromptOrder::next() {
+  if (index_ >= size_) {
+    ++epoch_;
+    index_ = 0;
+    plan();
+  }
+  return order_[static_cast<size_t>(index_++)];
+}
+
+void PromptOrder::restore(const Json& s) {
+  epoch_ = s.at("epoch").get<int64_t>();
+  index_ = s.at("index").get<int64_t>();
+  plan();
+}
+
+void PromptOrder::plan() {
+  order_.resize(static_cast<size_t>(size_));
+  for (int64_t i = 0; i < size_; ++i) order_[static_cast<size_t>(i)] = i;
+  std::mt19937_64 rng(seed_ + static_cast<uint64_t>(epoch_) * 0x9E3779B97F4A7C15ull);
+  std::shuffle(order_.begin(), order_.end(), rng);
+}
+
+std::string generator_hex(torch::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  torch::Tensor state = gen.get_state().contiguous();
+  const auto* p = state.data_ptr<uint8_t>();
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (int64_t i = 0; i < state.numel(); ++i) {
+    out.push_back(digits[p[i] >> 4]);
+    out.push_back(digits[p[i] & 15]);
+  }
+  return out;
+}
+
+void set_generator_hex(torch::Generator& gen, const std::string& hex) {
+  TUNE_CHECK(hex.size() % 2 == 0, "checkpoint: the rollout RNG state is corrupt");
+  auto state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  auto* p = state.data_ptr<uint8_t>();
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+void append_lines(const std::filesystem::path& path, const std::string& text) {
+  if (text.empty()) return;
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) fail("cannot open ", path.string(), " for appending: ", std::strerror(errno));
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0;
+  std::fclose(f);
+  if (!ok) fail("cannot write to ", path.string(), ": ", std::strerror(errno));
+}
+
+void write_samples(const std::filesystem::path& path, const std::string& kind, int64_t at,
+                   const std::vector<RoundSample>& samples, int64_t n) {
+  std::string text;
+  for (int64_t i = 0; i < std::min<int64_t>(n, static_cast<int64_t>(samples.size())); ++i) {
+    const auto& s = samples[static_cast<size_t>(i)];
+    Json j = {{"step", at}, {"kind", kind}, {"prompt", s.prompt}, {"completion", s.completion},
+              {"reward", s.reward ? Json(*s.reward) : Json()}, {"terms", s.terms}, {"advantage", s.advantage},
+              {"length", s.length}, {"finish", s.finish}};
+    text += j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  }
+  append_lines(path, text);
+}
+
+data::Batch rows_batch(const RoundRows& rows, int64_t first, int64_t n) {
+  data::Batch b;
+  auto am = rows.attention_mask.narrow(0, first, n);
+  const int64_t width = std::max<int64_t>(2, am.sum(1).max().item<int64_t>());
+  b.input_ids = rows.input_ids.narrow(0, first, n).narrow(1, 0, width);
+  b.attention_mask = am.narrow(1, 0, width);
+  b.labels = rows.labels.narrow(0, first, n).narrow(1, 0, width);
+  b.num_samples = n;
+  return b;  // right padding: positions 0..T-1, no mask needed (see label_logprobs)
+}
+
+torch::Tensor cols(const torch::Tensor& x, int64_t first, int64_t n, int64_t width) {
+  return x.defined() ? x.narrow(0, first, n).narrow(1, 0, width) : x;
+}
+
+std::pair<torch::Tensor, torch::Tensor> logp_and_entropy(model::CausalLM& model, const data::Batch& batch,
+                                                         double temperature) {
+  model::ForwardArgs args;
+  args.input_ids = batch.input_ids;                   // [B, T], right padded: no mask needed
+  torch::Tensor hidden = model.forward_hidden(args);  // [B, T, D]
+  const int64_t B = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
+  torch::Tensor h = hidden.narrow(1, 0, T - 1).reshape({B * (T - 1), D});         // position t-1 predicts t
+  torch::Tensor labels = batch.labels.narrow(1, 1, T - 1).reshape({B * (T - 1)});  // [B (T-1)]
+  ops::TokenLogprobOptions opts;
+  opts.temperature = temperature;
+  opts.compute_entropy = true;
+  auto res = ops::token_logprob(model.logits(h), labels, opts);
+  auto on = labels.ne(ops::kIgnoreIndex).to(res.entropy.scalar_type());
+  torch::Tensor first = torch::zeros({B, 1}, res.logprob.options());
+  return {torch::cat({first, res.logprob.view({B, T - 1})}, 1), torch::cat({first, (res.entropy * on).view({B, T - 1})}, 1)};
+}
+
+void round_logprobs(model::CausalLM& model, ReferenceModel& reference, RoundRows& rows, int64_t micro,
+                    double temperature, bool need_old) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t N = rows.size(), T = rows.input_ids.size(1);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(rows.input_ids.device());
+  if (need_old) {
+    rows.old_logp = torch::zeros({N, T}, opts);
+    for (int64_t first = 0; first < N; first += micro) {
+      const int64_t n = std::min(micro, N - first);
+      data::Batch b = rows_batch(rows, first, n);
+      const int64_t w = b.input_ids.size(1);
+      rows.old_logp.narrow(0, first, n).narrow(1, 0, w).copy_(label_logprobs(model, b, temperature));
+    }
+  }
+  model.train(was_training);
+  if (reference.active()) {
+    rows.ref_logp = torch::zeros({N, T}, opts);
+    for (int64_t first = 0; first < N; first += micro) {
+      const int64_t n = std::min(micro, N - first);
+      data::Batch b = rows_batch(rows, first, n);
+      const int64_t w = b.input_ids.size(1);
+      rows.ref_logp.narrow(0, first, n).narrow(1, 0, w).copy_(
+          reference.run([&](model::CausalLM& m) { return label_logprobs(m, b, temperature); }));
+    }
+  }
+}
+
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  if (v.empty()) return {0, 0};
+  double m = 0, s = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  for (double x : v) s += (x - m) * (x - m);
+  return {m, std::sqrt(s / static_cast<double>(v.size()))};
+}
+
+Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollout::RolloutPrompt>& prompts,
+                        reward::Composite& rewards, const GrpoEvalSection& eval, const rollout::SamplingConfig& base,
+                        torch::Generator& generator, std::vector<RoundSample>* shown) {
+  const std::string pass_term = eval.pass_term.empty() ? rewards.names().front() : eval.pass_term;
+  Json rec;
+  std::optional<double> metric;
+  for (const bool greedy : {true, false}) {
+    if (greedy ? !eval.greedy : !eval.sampled) continue;
+    rollout::SamplingConfig sampling = base;
+    if (greedy) sampling.temperature = 0;
+    int64_t passed = 0, judged = 0, cut = 0;
+    double reward_sum = 0;
+    for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(eval.batch_size)) {
+      const size_t last = std::min(prompts.size(), first + static_cast<size_t>(eval.batch_size));
+      std::vector<rollout::RolloutPrompt> chunk(prompts.begin() + static_cast<std::ptrdiff_t>(first),
+                                                prompts.begin() + static_cast<std::ptrdiff_t>(last));
+      auto r = engine.rollout(rollout::prompt_ids(chunk), 1, sampling, generator);
+      std::vector<reward::Sample> rs;
+      for (const auto& info : r.samples) rs.push_back(reward_sample(chunk[static_cast<size_t>(info.prompt_index)], info));
+      reward::Scores scores = rewards.score_terms(rs);
+      const auto* term = &scores.terms.front();
+      for (const auto& t : scores.terms)
+        if (t.name == pass_term) term = &t;
+      for (size_t i = 0; i < rs.size(); ++i) {
+        cut += r.samples[i].truncated;
+        if (scores.total[i]) reward_sum += *scores.total[i];
+        if (!term->values[i]) continue;
+        ++judged;
+        passed += *term->values[i] >= eval.pass_threshold;
+        if (greedy && shown && shown->size() < 4)
+          shown->push_back({0, rs[i].prompt, rs[i].completion, scores.total[i], Json::object(), 0,
+                            r.samples[i].completion_length, r.samples[i].truncated, ""});
+      }
+    }
+    const std::string key = greedy ? "eval_pass@1_greedy" : "eval_pass@1_sampled";
+    const double rate = judged > 0 ? static_cast<double>(passed) / static_cast<double>(judged) : 0.0;
+    rec[key] = rate;
+    rec[greedy ? "eval_reward_greedy" : "eval_reward_sampled"] = reward_sum / static_cast<double>(prompts.size());
+    rec[greedy ? "eval_truncated_greedy" : "eval_truncated_sampled"] =
+        static_cast<double>(cut) / static_cast<double>(prompts.size());
+    if (!metric || greedy) metric = rate;
+  }
+  rec["eval_pass@1"] = metric ? *metric : 0.0;
+  rec["eval_prompts"] = prompts.size();
+  return rec;
+}
+
+}  // namespace tune::algo

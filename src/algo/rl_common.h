@@ -1,0 +1,88 @@
+#pragma once
+// What the RL trainers (grpo, ppo) share around their rounds: the seeded prompt order, the rollout
+// RNG's checkpoint form, samples.jsonl, the trainer-side log-probs of round rows, and the held-out
+// pass@1 evaluation.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "algo/grpo_round.h"
+#include "tune/algo/grpo.h"
+#include "tune/algo/reference.h"
+#include "tune/core/json.h"
+#include "tune/data/collate.h"
+#include "tune/model/causal_lm.h"
+#include "tune/reward/reward.h"
+#include "tune/rollout/config.h"
+#include "tune/rollout/engine.h"
+#include "tune/rollout/prompts.h"
+
+namespace tune::algo {
+
+using RlClock = std::chrono::steady_clock;
+inline double seconds_since(RlClock::time_point t) {
+  return std::chrono::duration<double>(RlClock::now() - t).count();
+}
+
+// The training prompts in a seeded order, reshuffled every epoch; its position is a checkpoint's.
+class PromptOrder {
+ public:
+  PromptOrder(int64_t size, uint64_t seed);
+  int64_t next();
+  int64_t epoch() const { return epoch_; }
+  Json state() const { return {{"epoch", epoch_}, {"index", index_}}; }
+  void restore(const Json& s);
+
+ private:
+  void plan();
+  int64_t size_, epoch_ = 0, index_ = 0;
+  uint64_t seed_;
+  std::vector<int64_t> order_;
+};
+
+// A torch generator's state as hex text (checkpoints) and back.
+std::string generator_hex(torch::Generator& gen);
+void set_generator_hex(torch::Generator& gen, const std::string& hex);
+
+// Appends complete lines to a log file (samples.jsonl), flushed: a crash loses no earlier line.
+void append_lines(const std::filesystem::path& path, const std::string& text);
+
+// The first `n` of `samples` as samples.jsonl lines of `kind` ("train", "eval") at step `at`.
+void write_samples(const std::filesystem::path& path, const std::string& kind, int64_t at,
+                   const std::vector<RoundSample>& samples, int64_t n);
+
+// A supervised batch view of round rows [first, first + n), cut to its longest row.
+data::Batch rows_batch(const RoundRows& rows, int64_t first, int64_t n);
+
+// Columns [0, width) of rows [first, first + n) of x (undefined stays undefined).
+torch::Tensor cols(const torch::Tensor& x, int64_t first, int64_t n, int64_t width);
+
+// log p(token t | < t) at `temperature` and the policy's entropy at each label position, both
+// [B, T] (0 off the labels), with the graph: the loss's log-probs, the entropy metric and bonus.
+std::pair<torch::Tensor, torch::Tensor> logp_and_entropy(model::CausalLM& model, const data::Batch& batch,
+                                                         double temperature);
+
+// Trainer-side log-probs of round rows at `temperature`, no gradients, micro-batches of `micro`
+// rows: rows.old_logp from the policy as it is now (need_old), rows.ref_logp from the reference
+// (when it is active). Both [N, T] float32, 0 off the labels.
+void round_logprobs(model::CausalLM& model, ReferenceModel& reference, RoundRows& rows, int64_t micro,
+                    double temperature, bool need_old);
+
+// Mean and population std of the values.
+std::pair<double, double> mean_std(const std::vector<double>& v);
+
+// Held-out pass@1, greedy and one sample per prompt at `sampling`'s temperature (as eval selects):
+// a record with eval_pass@1_greedy / _sampled, eval_reward_*, eval_truncated_*, eval_pass@1 (the
+// greedy rate when measured, else the sampled) and eval_prompts; the first greedy answers go to
+// `shown`. A pass: eval.pass_term's value (default the first term) >= eval.pass_threshold.
+Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollout::RolloutPrompt>& prompts,
+                        reward::Composite& rewards, const GrpoEvalSection& eval, const rollout::SamplingConfig& sampling,
+                        torch::Generator& generator, std::vector<RoundSample>* shown);
+
+}  // namespace tune::algo
