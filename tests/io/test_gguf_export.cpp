@@ -437,6 +437,35 @@ TEST(GgufExport, TypesPerTensorAndHalfPrecisionInputs) {
   stdfs::remove_all(t.dir);
 }
 
+TEST(GgufExport, ReadsShardedCheckpoints) {
+  Tiny t = tiny("shards");
+  GgufExportOptions opt;
+  opt.type = GgufExportType::Q8_0;
+  opt.name = "tiny";
+  export_gguf(t.hf, t.dir / "single.gguf", opt);
+  // The same tensors split over two shards named by an index, as transformers saves large models.
+  const SafetensorsFile st = SafetensorsFile::open(t.hf / "model.safetensors");
+  std::vector<TensorBytes> first, second;
+  Json map = Json::object();
+  for (const auto& info : st.tensors()) {
+    const bool a = info.name.find("layers.1.") == std::string::npos;
+    (a ? first : second).push_back({info.name, info.dtype, info.shape, st.data(info)});
+    map[info.name] = a ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  const stdfs::path sharded = t.dir / "sharded";
+  stdfs::create_directories(sharded);
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"}) stdfs::copy_file(t.hf / f, sharded / f);
+  write_safetensors(sharded / "model-00001-of-00002.safetensors", first, {{"format", "pt"}});
+  write_safetensors(sharded / "model-00002-of-00002.safetensors", second, {{"format", "pt"}});
+  write_json_file(sharded / "model.safetensors.index.json", Json{{"metadata", Json::object()}, {"weight_map", map}});
+  export_gguf(sharded, t.dir / "sharded.gguf", opt);
+  EXPECT_TRUE(fs::read_file(t.dir / "sharded.gguf") == fs::read_file(t.dir / "single.gguf"));
+  // A shard the index names but the directory lacks is an error naming it.
+  stdfs::remove(sharded / "model-00002-of-00002.safetensors");
+  EXPECT_ERROR(export_gguf(sharded, t.dir / "x.gguf", opt), "model-00002-of-00002.safetensors");
+  stdfs::remove_all(t.dir);
+}
+
 TEST(GgufExport, DetectsPreTokenizerNames) {
   auto tokenizer_json = [](const std::string& pre, bool ignore_merges) {
     const GgufPreTokenizer p = gguf_pre_tokenizer(pre);
