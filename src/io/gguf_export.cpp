@@ -267,8 +267,10 @@ void permute_rotary_rows(std::span<float> data, int64_t rows, int64_t cols, int6
   }
 }
 
-GgufExportSummary export_gguf(const std::filesystem::path& hf_dir, const std::filesystem::path& out,
-                              const GgufExportOptions& options) {
+namespace {
+
+GgufExportSummary export_checked(const std::filesystem::path& hf_dir, const std::filesystem::path& out,
+                                 const GgufExportOptions& options) {
   const Model m = read_config(hf_dir);
   const std::string origin = hf_dir.string();
   const Weights weights(hf_dir);
@@ -333,6 +335,19 @@ GgufExportSummary export_gguf(const std::filesystem::path& hf_dir, const std::fi
   summary.tensors = plan.size();
   summary.file_bytes = std::filesystem::file_size(out);
   return summary;
+}
+
+}  // namespace
+
+GgufExportSummary export_gguf(const std::filesystem::path& hf_dir, const std::filesystem::path& out,
+                              const GgufExportOptions& options) {
+  // A JSON value of an unexpected type (null where a flag belongs, a string id) surfaces from
+  // nlohmann as its own exception: reported as a tune::Error naming the directory.
+  try {
+    return export_checked(hf_dir, out, options);
+  } catch (const nlohmann::json::exception& e) {
+    fail(hf_dir.string(), ": GGUF export: unexpected value in a JSON file: ", e.what());
+  }
 }
 
 }  // namespace tune::io

@@ -109,7 +109,9 @@ std::string detect_gguf_pre_tokenizer(const Json& tj, const std::string& origin)
        "ByteLevel); name it explicitly if llama.cpp knows an equivalent");
 }
 
-GgufMetadata gguf_tokenizer_metadata(const std::filesystem::path& dir, int64_t vocab_size, const std::string& pre) {
+namespace {
+
+GgufMetadata tokenizer_metadata(const std::filesystem::path& dir, int64_t vocab_size, const std::string& pre) {
   const auto tj_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(tj_path)) {
     if (std::filesystem::exists(dir / "tokenizer.model"))
@@ -273,6 +275,16 @@ GgufMetadata gguf_tokenizer_metadata(const std::filesystem::path& dir, int64_t v
     if (const auto* s = value.as_string(); s && detail::find_invalid_utf8(*s) != std::string::npos)
       fail(dir.string(), ": ", key, " is not valid UTF-8");
   return md;
+}
+
+}  // namespace
+
+GgufMetadata gguf_tokenizer_metadata(const std::filesystem::path& dir, int64_t vocab_size, const std::string& pre) {
+  try {
+    return tokenizer_metadata(dir, vocab_size, pre);
+  } catch (const nlohmann::json::exception& e) {
+    fail(dir.string(), ": GGUF export: unexpected value in a tokenizer file: ", e.what());
+  }
 }
 
 }  // namespace tune::io

@@ -511,6 +511,8 @@ TEST(GgufExport, RejectsWhatItCannotWrite) {
   EXPECT_NE(with_config([](Json& c) { c["intermediate_size"] = 65; })
                 .find("\"model.layers.0.mlp.gate_proj.weight\" has shape [64, 32], but config.json implies [65, 32]"),
             std::string::npos);
+  EXPECT_NE(with_config([](Json& c) { c["tie_word_embeddings"] = "yes"; }).find("unexpected value in a JSON file"),
+            std::string::npos);
   write_json_file(t.hf / "config.json", config);
   EXPECT_ERROR(export_gguf(t.hf, out, GgufExportOptions{GgufExportType::F16, "", "no-such-pre"}),
                "tokenizer.ggml.pre \"no-such-pre\" is not supported");
