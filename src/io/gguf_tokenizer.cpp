@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include "io/safetensors_header.h"
 #include "tune/core/error.h"
@@ -110,9 +111,16 @@ Json byte_level_tokenizer(const GgufFile& file, const std::vector<std::string>& 
   }
   // Vocabulary: token text -> id (the first id wins for a repeated text, which a byte-level
   // vocabulary should not have).
+  // Appended to the ordered object's vector directly: its own insert searches the keys linearly,
+  // which made a 150k-token vocabulary take tens of seconds.
   Json vocab = Json::object();
-  for (size_t id = 0; id < tokens.size(); ++id)
-    if (!vocab.contains(tokens[id])) vocab[tokens[id]] = id;
+  {
+    auto& entries = static_cast<Json::object_t::Container&>(vocab.get_ref<Json::object_t&>());
+    entries.reserve(tokens.size());
+    std::unordered_set<std::string_view> seen;
+    for (size_t id = 0; id < tokens.size(); ++id)
+      if (seen.insert(tokens[id]).second) entries.emplace_back(tokens[id], Json(id));
+  }
 
   // BOS / EOS the file asks to add: a TemplateProcessing after the ByteLevel step.
   Json post = Json{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};

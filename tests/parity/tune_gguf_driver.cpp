@@ -7,6 +7,11 @@
 //   tune_gguf_driver render DIR                  chat template of DIR: {"messages": ..., ...} lines ->
 //                                                {"text": ...} lines (tune's Jinja renderer)
 //   tune_gguf_driver info GGUF                   one JSON object: version, metadata keys, tensors
+//   tune_gguf_driver quant TYPE IN OUT           float32 values (little-endian) in IN -> blocks of
+//                                                ggml TYPE (F32, F16, BF16, Q8_0) in OUT
+//   tune_gguf_driver export DIR GGUF TYPE [PRE]  io::export_gguf (TYPE f32|f16|bf16|q8_0; PRE
+//                                                overrides tokenizer.ggml.pre); prints a JSON summary
+//   tune_gguf_driver export-tokenizer DIR GGUF   a vocabulary-only GGUF file (tokenizer metadata)
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -15,6 +20,8 @@
 #include "tune/core/fs.h"
 #include "tune/core/json.h"
 #include "tune/io/gguf.h"
+#include "tune/io/gguf_export.h"
+#include "tune/io/gguf_writer.h"
 #include "tune/io/gguf_hf.h"
 #include "tune/io/safetensors.h"
 #include "tune/text/chat_template.h"
@@ -87,7 +94,36 @@ int run(int argc, char** argv) {
     std::cout << out.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | tokenizer GGUF DIR | render DIR | info GGUF\n";
+  if (cmd == "quant" && argc == 5) {
+    const io::GgmlType type = type_by_name(argv[2]);
+    const std::string in = fs::read_file(argv[3]);
+    std::vector<float> values(in.size() / 4);
+    std::memcpy(values.data(), in.data(), values.size() * 4);
+    std::vector<uint8_t> out(io::ggml_nbytes(type, values.size()));
+    io::quantize(type, values, out);
+    fs::write_file_atomic(argv[4], std::string_view(reinterpret_cast<const char*>(out.data()), out.size()));
+    return 0;
+  }
+  if (cmd == "export" && (argc == 5 || argc == 6)) {
+    io::GgufExportOptions options;
+    const auto type = io::parse_gguf_export_type(argv[4]);
+    if (!type) throw UsageError(std::string("unknown export type ") + argv[4]);
+    options.type = *type;
+    if (argc == 6) options.tokenizer_pre = argv[5];
+    const io::GgufExportSummary s = io::export_gguf(argv[2], argv[3], options);
+    Json out = {{"architecture", s.architecture}, {"tokenizer_pre", s.tokenizer_pre}, {"tensors", s.tensors},
+                {"parameters", s.parameters},     {"file_bytes", s.file_bytes},       {"tensor_types", s.tensor_types}};
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  if (cmd == "export-tokenizer" && argc == 4) {
+    io::GgufMetadata md = io::gguf_tokenizer_metadata(argv[2]);
+    md.insert(md.begin(), {"general.architecture", io::GgufValue::string("llama")});
+    io::write_gguf(argv[3], md, {});
+    return 0;
+  }
+  std::cerr << "usage: tune_gguf_driver dequant TYPE IN OUT COUNT | import GGUF DIR | tokenizer GGUF DIR | render DIR | "
+               "info GGUF | quant TYPE IN OUT | export DIR GGUF TYPE [PRE] | export-tokenizer DIR GGUF\n";
   return 2;
 }
 
