@@ -41,6 +41,7 @@ int run(int argc, char** argv) {
   commands.push_back(add_probe(app));
   commands.push_back(add_sample(app));
   commands.push_back(add_import(app));
+  commands.push_back(add_export(app));
 
   try {
     app.parse(argc, argv);
