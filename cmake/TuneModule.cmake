@@ -22,6 +22,17 @@ function(tune_add_module name)
   if(M_TORCH)
     target_link_libraries(tune_${name} PUBLIC ${TORCH_LIBRARIES})
     target_precompile_headers(tune_${name} REUSE_FROM tune_pch)
+    tune_unity(tune_${name})
+  endif()
+endfunction()
+
+# A LibTorch translation unit spends most of its compile time on the precompiled header (loading
+# it, then generating the inline code it instantiates): ~15 s before the file's own code. Unity
+# batches compile several sources as one, paying that once per batch (TUNE_UNITY=OFF for one object
+# per source, e.g. while editing one file of a large module).
+function(tune_unity target)
+  if(TUNE_UNITY)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${TUNE_UNITY_BATCH})
   endif()
 endfunction()
 

@@ -1,3 +1,4 @@
+#include "tune/core/clock.h"
 #include "tune/train/checkpoint.h"
 
 #include <fcntl.h>
@@ -43,14 +44,6 @@ void fsync_tree(const stdfs::path& dir) {
   fsync_path(dir, true);
 }
 
-std::string utc_now() {
-  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string tensor_key(size_t i) { return tune::str("p", i); }
 
@@ -169,7 +162,7 @@ stdfs::path CheckpointManager::save(const TrainingState& state, std::optional<do
     stage("rng");
     Json j{{"format", kFormat},
            {"step", step},
-           {"created", utc_now()},
+           {"created", utc_timestamp()},
            {"tune_version", TUNE_VERSION},
            {"parameters", names},
            {"stepper", state.stepper ? state.stepper->state() : Json()},

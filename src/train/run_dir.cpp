@@ -1,3 +1,4 @@
+#include "tune/core/clock.h"
 #include "tune/train/run_dir.h"
 
 #include <torch/version.h>
@@ -16,14 +17,6 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string utc_now() {
-  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string config_text(const Json& config) { return config.dump(2) + "\n"; }
 
@@ -38,7 +31,7 @@ Json build_manifest(const Json& resolved_config, const std::vector<ManifestFile>
                         {"bytes", stdfs::file_size(f.path)},
                         {"sha256", sha256_file_hex(f.path)}});
   }
-  return Json{{"created", utc_now()},
+  return Json{{"created", utc_timestamp()},
               {"tune_version", TUNE_VERSION},
               {"torch_version", TORCH_VERSION},
               {"config_sha256", sha256_hex(config_text(resolved_config))},

@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "support/temp_dir.h"
 #include "tune/algo/run.h"
 #include "tune/algo/train_loop.h"
 #include "tune/core/error.h"
@@ -19,12 +20,6 @@ namespace {
 
 using namespace tune;
 namespace stdfs = std::filesystem;
-
-stdfs::path fresh_dir(const std::string& name) {
-  stdfs::path dir = stdfs::temp_directory_path() / str("tune-test-", ::getpid(), "-", name);
-  stdfs::remove_all(dir);
-  return dir;
-}
 
 // Micro-batches from a script: a count of 0 makes an empty step.
 struct ScriptedBatches {
@@ -49,7 +44,7 @@ struct ScriptedBatches {
 };
 
 TEST(TrainLoop, ASkippedStepRepeatsNoEvaluationRecordOrCheckpoint) {
-  const stdfs::path dir = fresh_dir("skip-gating");
+  const stdfs::path dir = tune::test::fresh_path("skip-gating");
   algo::LoopSection loop;
   loop.log_every = 1;
   loop.save_every = 1;
@@ -85,7 +80,7 @@ TEST(TrainLoop, ASkippedStepRepeatsNoEvaluationRecordOrCheckpoint) {
 }
 
 TEST(TrainLoop, AFreshRunRefusesANonEmptyOutputDirectory) {
-  const stdfs::path dir = fresh_dir("claim");
+  const stdfs::path dir = tune::test::fresh_path("claim");
   EXPECT_NO_THROW(algo::claim_output_dir(dir, "", false, false));  // missing: fine
   stdfs::create_directories(dir);
   EXPECT_NO_THROW(algo::claim_output_dir(dir, "", false, false));  // empty: fine

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include "support/temp_dir.h"
 #include "tune/core/error.h"
 #include "tune/core/json.h"
 #include "tune/model/weights.h"
@@ -15,12 +16,6 @@ using namespace tune::model;
 namespace stdfs = std::filesystem;
 
 namespace {
-
-stdfs::path fresh_dir(const std::string& name) {
-  auto d = stdfs::temp_directory_path() / ("tune_model_test_" + name + "_" + std::to_string(::getpid()));
-  stdfs::remove_all(d);
-  return d;
-}
 
 void expect_same_parameters(CausalLM& a, CausalLM& b) {
   auto pa = a.named_parameters();
@@ -38,12 +33,12 @@ TEST(ModelWeights, RoundTripShardedTiedWithExtraFiles) {
   auto config = preset_config("tiny", 300);
   CausalLM model(config);
   init_random(model, 5);
-  auto src = fresh_dir("src");
+  auto src = tune::test::fresh_path("src");
   stdfs::create_directories(src);
   std::ofstream(src / "tokenizer.json") << "{\"model\": {}}";
   std::ofstream(src / "model.safetensors") << "not copied";
 
-  auto out = fresh_dir("out");
+  auto out = tune::test::fresh_path("out");
   stdfs::create_directories(out);
   std::ofstream(out / "stale.txt") << "replaced with the directory";
   SaveOptions opt;
@@ -78,7 +73,7 @@ TEST(ModelWeights, Bf16FilesAndDtypeConversion) {
   config.tie_word_embeddings = false;
   CausalLM model(config);
   init_random(model, 6);
-  auto out = fresh_dir("bf16");
+  auto out = tune::test::fresh_path("bf16");
   SaveOptions opt;
   opt.dtype = torch::kBFloat16;
   save_pretrained(model, out, opt);
@@ -95,7 +90,7 @@ TEST(ModelWeights, Bf16FilesAndDtypeConversion) {
 }
 
 TEST(ModelWeights, MissingDirectoryAndWrongConfigAreReported) {
-  auto out = fresh_dir("missing");
+  auto out = tune::test::fresh_path("missing");
   stdfs::create_directories(out);
   try {
     load_pretrained(out);

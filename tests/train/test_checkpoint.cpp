@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "support/temp_dir.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
 #include "tune/core/json.h"
@@ -22,13 +23,6 @@ namespace {
 namespace stdfs = std::filesystem;
 using namespace tune::train;
 using torch::Tensor;
-
-stdfs::path fresh_dir(const std::string& name) {
-  stdfs::path dir = stdfs::temp_directory_path() / tune::str("tune-test-", ::getpid(), "-", name);
-  stdfs::remove_all(dir);
-  stdfs::create_directories(dir);
-  return dir;
-}
 
 // A small training run whose every source of state matters: AdamW moments with weight decay, a
 // warmup + cosine schedule, dropout (torch CPU generator), a shuffling engine and a data cursor.
@@ -98,7 +92,7 @@ TEST_F(CheckpointTest, ResumedRunEqualsUninterruptedRunBitForBit) {
   TinyRun straight(42);
   straight.train(10);
 
-  stdfs::path dir = fresh_dir("resume");
+  stdfs::path dir = tune::test::fresh_dir("resume");
   {
     TinyRun first(42);
     first.train(5);
@@ -132,7 +126,7 @@ TEST_F(CheckpointTest, WithoutTheRngStatesTheRunDiverges) {
   // The control for the test above: restoring parameters and optimizer alone is not enough here.
   TinyRun straight(42);
   straight.train(6);
-  stdfs::path dir = fresh_dir("control");
+  stdfs::path dir = tune::test::fresh_dir("control");
   TinyRun first(42);
   first.train(5);
   CheckpointManager manager(dir);
@@ -147,7 +141,7 @@ TEST_F(CheckpointTest, WithoutTheRngStatesTheRunDiverges) {
 }
 
 TEST_F(CheckpointTest, KeepsLastNAndTheBestAndPointsAtTheLatest) {
-  stdfs::path dir = fresh_dir("retention");
+  stdfs::path dir = tune::test::fresh_dir("retention");
   TinyRun run(1);
   CheckpointManager manager(dir, {2, "eval_loss", false});
   const double metric[] = {0.5, 0.3, 0.4, 0.6, 0.7};
@@ -165,7 +159,7 @@ TEST_F(CheckpointTest, KeepsLastNAndTheBestAndPointsAtTheLatest) {
   EXPECT_EQ(tune::read_json_file(dir / "checkpoint-4" / "state.json")["eval_metric"], 0.6);
 
   // Higher is better (accuracy): the best moves to the newest.
-  stdfs::path dir2 = fresh_dir("retention-max");
+  stdfs::path dir2 = tune::test::fresh_dir("retention-max");
   CheckpointManager acc(dir2, {1, "accuracy", true});
   for (int s = 1; s <= 3; ++s) acc.save(run.state(), 0.1 * s, s);
   EXPECT_EQ(acc.best()->filename(), "checkpoint-3");
@@ -195,7 +189,7 @@ void expect_previous_checkpoint_intact(const stdfs::path& dir) {
 }
 
 TEST_F(CheckpointTest, FailedSaveLeavesPreviousCheckpointAndNoPartialDirectory) {
-  stdfs::path dir = fresh_dir("fault-throw");
+  stdfs::path dir = tune::test::fresh_dir("fault-throw");
   TinyRun run(3);
   run.train(5);
   CheckpointManager manager(dir);
@@ -211,7 +205,7 @@ TEST_F(CheckpointTest, FailedSaveLeavesPreviousCheckpointAndNoPartialDirectory) 
 }
 
 TEST_F(CheckpointTest, SaveKilledMidwayLeavesPreviousCheckpointAndNoPartialDirectory) {
-  stdfs::path dir = fresh_dir("fault-kill");
+  stdfs::path dir = tune::test::fresh_dir("fault-kill");
   TinyRun run(3);
   run.train(5);
   {
@@ -249,7 +243,7 @@ TEST_F(CheckpointTest, SaveKilledMidwayLeavesPreviousCheckpointAndNoPartialDirec
 // aside and before the new one was renamed in: the moved copy is the only complete checkpoint-5,
 // so opening the run restores it instead of deleting it.
 TEST_F(CheckpointTest, CrashWhileReplacingRestoresTheMovedAsideCopy) {
-  stdfs::path dir = fresh_dir("fault-replace");
+  stdfs::path dir = tune::test::fresh_dir("fault-replace");
   TinyRun run(3);
   run.train(5);
   {
@@ -268,7 +262,7 @@ TEST_F(CheckpointTest, CrashWhileReplacingRestoresTheMovedAsideCopy) {
 }
 
 TEST_F(CheckpointTest, LoadRejectsMismatchedParameters) {
-  stdfs::path dir = fresh_dir("mismatch");
+  stdfs::path dir = tune::test::fresh_dir("mismatch");
   TinyRun run(3);
   CheckpointManager manager(dir);
   manager.save(run.state(), std::nullopt, 1);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "support/temp_dir.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
 #include "tune/core/hash.h"
@@ -20,13 +21,6 @@ namespace {
 namespace stdfs = std::filesystem;
 using namespace tune::train;
 
-stdfs::path fresh_dir(const std::string& name) {
-  stdfs::path dir = stdfs::temp_directory_path() / tune::str("tune-test-", ::getpid(), "-", name);
-  stdfs::remove_all(dir);
-  stdfs::create_directories(dir);
-  return dir;
-}
-
 std::vector<tune::Json> read_lines(const stdfs::path& path) {
   std::vector<tune::Json> out;
   for (const auto& line : tune::split(tune::fs::read_file(path), '\n'))
@@ -35,7 +29,7 @@ std::vector<tune::Json> read_lines(const stdfs::path& path) {
 }
 
 TEST(MetricsWriter, AppendsFlushedLinesAndTruncatesOnResume) {
-  stdfs::path dir = fresh_dir("metrics");
+  stdfs::path dir = tune::test::fresh_dir("metrics");
   stdfs::path file = dir / "metrics.jsonl";
   {
     MetricsWriter w(file);
@@ -99,7 +93,7 @@ TEST(Progress, PlainLinesEveryNOrCarriageReturnOnATerminal) {
 }
 
 TEST(RunDirectory, WritesConfigAndManifestWithHashesAndVersions) {
-  stdfs::path dir = fresh_dir("rundir");
+  stdfs::path dir = tune::test::fresh_dir("rundir");
   tune::fs::write_file_atomic(dir / "data.jsonl", "abc");
   tune::fs::write_file_atomic(dir / "tokenizer.json", "");
   tune::Json config{{"lr", 1e-5}, {"model", "tiny"}};
