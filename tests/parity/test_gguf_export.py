@@ -198,7 +198,9 @@ def hf_model(imported):
     return transformers.AutoModelForCausalLM.from_pretrained(str(imported), dtype=torch.float32).eval()
 
 
-@pytest.mark.parametrize("t", EXPORT_TYPES)
+# f32 proves the tensor mapping exactly and q8_0 the quantised path end to end; f16 and bf16 tensors
+# are checked bit for bit against the gguf package above (transformers' GGUF loading is ~17 s a file).
+@pytest.mark.parametrize("t", ["f32", "q8_0"])
 def test_transformers_loads_export_with_the_same_logits(exported, imported, hf_model, t):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -279,7 +281,7 @@ def test_real_vocabulary_exports_with_convert_hf_to_gguf_s_pre_name(tmp_path, pa
     assert field(r, "tokenizer.ggml.pre") == pre and field(r, "tokenizer.ggml.model") == "gpt2"
     back = tmp_path / "back"
     run("tokenizer", path, back)
-    corpus = build_corpus()
+    corpus = build_corpus(min_bytes=250_000)  # the full 1 MB is test_tokenizers.py's, on these files
     original = tokenizers.Tokenizer.from_file(str(source / "tokenizer.json"))
     expected = [e.ids for e in original.encode_batch(corpus, add_special_tokens=False)]
     got = [e.ids for e in tokenizers.Tokenizer.from_file(str(back / "tokenizer.json"))
