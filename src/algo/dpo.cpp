@@ -10,7 +10,6 @@
 #include "tune/algo/policy.h"
 #include "tune/algo/reference.h"
 #include "tune/algo/run.h"
-#include "tune/algo/symptoms.h"
 #include "tune/algo/train_loop.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
@@ -18,6 +17,7 @@
 #include "tune/model/config.h"
 #include "tune/model/linear.h"
 #include "tune/model/weights.h"
+#include "tune/report/symptoms.h"
 #include "tune/train/stepper.h"
 
 namespace tune::algo {
@@ -189,7 +189,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
     return train::StepLoss{res.losses.sum(), train::metric_sums(preference_metric_sums(res, lp), static_cast<double>(b.num_pairs))};
   };
-  DpoSymptomDetector symptoms;
+  report::SymptomWatcher symptoms("dpo");
   hooks.after_step = [&](const train::StepResult& r) {
     if (!cfg.dpo.symptoms || !r.applied) return;
     auto m = r.metrics;
