@@ -123,7 +123,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     ckpt_policy.greater_is_better = true;
   }
   std::vector<train::ManifestFile> files = manifest_files(cfg.model, cfg.data);
-  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy);
+  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy, cfg.log);
   train::TrainingState state;
   state.parameters = opt.parameters;
   state.optimizer = opt.optimizer.get();

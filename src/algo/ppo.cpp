@@ -264,7 +264,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     ckpt_policy.greater_is_better = true;
   }
   std::vector<train::ManifestFile> files = manifest_files(cfg.model, cfg.data);
-  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy);
+  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy, cfg.log);
   train::TrainingState state;
   state.parameters = policy.trainable;
   if (critic) state.parameters.insert(state.parameters.end(), critic->trainable.begin(), critic->trainable.end());

@@ -1,6 +1,9 @@
 #include "tune/report/run_data.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
@@ -32,6 +35,18 @@ std::vector<Json> read_json_lines(const stdfs::path& path) {
     out.push_back(std::move(value));
   }
   return out;
+}
+
+void append_json_lines(const stdfs::path& path, const std::vector<Json>& lines) {
+  if (lines.empty()) return;
+  std::string text;
+  for (const auto& l : lines) text += l.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  if (path.has_parent_path()) fs::ensure_directory(path.parent_path());
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) fail("cannot open ", path.string(), " for appending: ", std::strerror(errno));
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0;
+  std::fclose(f);
+  if (!ok) fail("cannot write to ", path.string(), ": ", std::strerror(errno));
 }
 
 std::string trainer_of(const Json& config) {

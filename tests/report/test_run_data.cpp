@@ -2,6 +2,8 @@
 // the file and line.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "report_test_util.h"
 #include "tune/core/error.h"
 #include "tune/report/run_data.h"
@@ -115,6 +117,21 @@ TEST(RunData, WithoutConfigTheMetricsTellTheTrainer) {
   TempDir dir("run_data_noconfig");
   write_lines(dir.path() / "metrics.jsonl", {Json{{"step", 1}, {"loss", 0.6}, {"reward", 0.1}, {"kl", 0.01}}});
   EXPECT_EQ(read_run(dir.path()).trainer, "grpo");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(RunData, AppendedSamplesReadBack) {
+  TempDir dir("run_data_append");
+  const auto path = dir.path() / "sub" / "samples.jsonl";
+  tune::report::append_json_lines(path, {tune::Json{{"step", 1}, {"completion", "a\nb"}}});
+  tune::report::append_json_lines(path, {tune::Json{{"step", 2}, {"x", std::nan("")}}, tune::Json{{"step", 3}}});
+  const auto back = tune::report::read_json_lines(path);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0]["completion"], "a\nb");
+  EXPECT_TRUE(back[1]["x"].is_null());
 }
 
 }  // namespace

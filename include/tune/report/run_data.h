@@ -71,4 +71,8 @@ std::string trainer_of(const Json& config);
 // `path:line`, except a last line without its newline (a record being written), which is skipped.
 std::vector<Json> read_json_lines(const std::filesystem::path& path);
 
+// Appends one line per object (NaN written as null) and flushes: a crash loses no earlier line.
+// Used for samples.jsonl, which grows while the run goes on (like metrics.jsonl, not rewritten).
+void append_json_lines(const std::filesystem::path& path, const std::vector<Json>& lines);
+
 }  // namespace tune::report
