@@ -9,7 +9,7 @@
 namespace tune::report {
 namespace {
 
-constexpr double kWidth = 640, kLeft = 64, kRight = 624, kTop = 34, kBottom = 254;
+constexpr double kWidth = 600, kLeft = 64, kRight = 584, kTop = 34, kBottom = 254;
 constexpr double kLegendTop = kBottom + 48, kLegendRow = 16;
 
 double nice_step(double lo, double hi, int target) {

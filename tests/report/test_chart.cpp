@@ -112,7 +112,7 @@ TEST(Chart, PointsStayInsideThePlot) {
   for (auto it = std::sregex_iterator(pts.begin(), pts.end(), pt); it != std::sregex_iterator(); ++it) {
     const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
     EXPECT_GE(x, 64.0);
-    EXPECT_LE(x, 624.0);
+    EXPECT_LE(x, 584.0);
     EXPECT_GE(y, 34.0);
     EXPECT_LE(y, 254.0);
   }
