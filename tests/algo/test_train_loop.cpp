@@ -84,7 +84,7 @@ TEST(TrainLoop, ASkippedStepRepeatsNoEvaluationRecordOrCheckpoint) {
 // log.tensorboard: each metrics record also becomes one event (symptom records do not), and a
 // fresh start replaces the event files of an earlier attempt.
 TEST(TrainLoop, TensorBoardEventsBesideMetrics) {
-  const stdfs::path dir = fresh_dir("tensorboard");
+  const stdfs::path dir = tune::test::fresh_path("tensorboard");
   algo::LoopSection loop;
   algo::LogSection log;
   log.tensorboard = true;

@@ -1,22 +1,19 @@
 #pragma once
-// A fresh temporary directory per test, removed afterwards, and small file writers.
-#include <unistd.h>
-
+// A fresh temporary directory per test (tests/support/temp_dir.h), removed afterwards, and small
+// file writers.
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "support/temp_dir.h"
 #include "tune/core/json.h"
 
 namespace tune::report::testing {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& name)
-      : path_(std::filesystem::temp_directory_path() / ("tune_report_" + name + "_" + std::to_string(::getpid()))) {
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
+  explicit TempDir(const std::string& name) : path_(tune::test::fresh_dir("report-" + name)) {}
   ~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
