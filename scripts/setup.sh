@@ -12,6 +12,7 @@ apt_packages=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev
   clang libclang-rt-14-dev python3-venv
+  chromium  # test only: tests/cli/test_report.py screenshots a tune report headless
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -29,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetensors, trl, sentencepiece, gguf' 2>/dev/null; then
+if ! .venv/bin/python -c 'import torch, transformers, peft, tokenizers, safetensors, trl, sentencepiece, gguf, tensorboard' 2>/dev/null; then
   echo "[setup] pip install (torch 2.13.0 CPU + peers)"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -c scripts/constraints.txt torch==2.13.0

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "tune/algo/evaluate.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/policy.h"
 #include "tune/algo/reference.h"
 #include "tune/algo/run.h"
-#include "tune/algo/symptoms.h"
 #include "tune/algo/train_loop.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
@@ -18,6 +18,9 @@
 #include "tune/model/config.h"
 #include "tune/model/linear.h"
 #include "tune/model/weights.h"
+#include "tune/report/symptoms.h"
+#include "tune/rollout/engine.h"
+#include "tune/rollout/sampling.h"
 #include "tune/train/stepper.h"
 
 namespace tune::algo {
@@ -147,13 +150,59 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     ckpt_policy.metric_name = "eval_loss";
   }
   Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps,
-          ckpt_policy);
+          ckpt_policy, cfg.log);
 
   // Before any update (and before a resume loads trained weights): training and evaluation pairs.
   const size_t eval_pairs = std::min<size_t>(data.eval.pairs.size(), static_cast<size_t>(cfg.eval.max_pairs));
   reference.precompute(data.train.pairs, data.pad_id, cfg.eval.batch_size);
   reference.precompute(data.eval.pairs, data.pad_id, cfg.eval.batch_size, eval_pairs);
   model.train();
+
+  // The symptom watcher (the table of tune/report/symptoms.h, which tune doctor runs too).
+  report::SymptomWatcher symptoms("dpo");
+  auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
+    for (const auto& s : found) {
+      log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
+      run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
+    }
+  };
+
+  // Greedy completions of the first eval prompts, beside their chosen and rejected answers.
+  std::vector<ExactMatchItem> sample_items;
+  std::vector<const text::Sample*> sample_records;
+  for (const auto& s : data.records.eval) {
+    if (static_cast<int64_t>(sample_items.size()) >= cfg.eval.samples) break;
+    if (s.kind != text::SampleKind::preference || s.messages.empty()) continue;
+    std::string chosen;
+    for (const auto& m : s.chosen) chosen += m.content;
+    sample_items.push_back({data.masker->prompt(s.messages).input_ids, chosen});
+    sample_records.push_back(&s);
+  }
+  auto write_samples = [&](int64_t at) {
+    if (sample_items.empty()) return;
+    rollout::RolloutEngine engine(model, rollout::engine_options(*data.tokenizer));  // restores the train mode itself
+    rollout::SamplingConfig greedy;
+    greedy.max_new_tokens = eval_generation_limit(sample_items, *data.tokenizer);
+    greedy.temperature = 0;
+    torch::Generator unused = rollout::make_generator(device, 0);  // greedy draws no random number
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& item : sample_items) prompts.push_back(item.prompt_ids);
+    auto out = engine.rollout(prompts, 1, greedy, unused);
+    std::vector<Json> shown;
+    for (size_t i = 0; i < sample_items.size() && i < out.samples.size(); ++i) {
+      std::string rejected;
+      for (const auto& m : sample_records[i]->rejected) rejected += m.content;
+      const std::string completion(trim(out.samples[i].text));
+      shown.push_back(Json{{"step", at},
+                           {"kind", "eval"},
+                           {"prompt", data.tokenizer->decode(sample_items[i].prompt_ids)},
+                           {"completion", completion},
+                           {"chosen", sample_items[i].reference},
+                           {"rejected", rejected},
+                           {"matches_chosen", completion == trim(sample_items[i].reference)}});
+    }
+    run.log_samples(shown);
+  };
 
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_pairs == 0) return std::nullopt;
@@ -178,6 +227,14 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     log::info("eval at step ", at, ": loss ", fixed(loss / n, 4), ", rewards/accuracies ",
               fixed(100 * sums["rewards/accuracies"] / n, 1), "%, rewards/margins ", fixed(sums["rewards/margins"] / n, 4));
     run.log(at, rec);
+    write_samples(at);
+    model.train();
+    if (cfg.dpo.symptoms) {
+      std::map<std::string, double> numbers;
+      for (auto it = rec.begin(); it != rec.end(); ++it)
+        if (it.value().is_number()) numbers[it.key()] = it.value().get<double>();
+      report_symptoms(symptoms.observe_eval(at, numbers));
+    }
     return loss / n;
   };
 
@@ -189,15 +246,11 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     PreferenceLossResult res = preference_loss(loss_cfg, lp, ref);
     return train::StepLoss{res.losses.sum(), train::metric_sums(preference_metric_sums(res, lp), static_cast<double>(b.num_pairs))};
   };
-  DpoSymptomDetector symptoms;
   hooks.after_step = [&](const train::StepResult& r) {
     if (!cfg.dpo.symptoms || !r.applied) return;
     auto m = r.metrics;
     m["loss"] = r.loss;
-    for (const auto& s : symptoms.observe(r.step, m)) {
-      log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
-      run.log(r.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
-    }
+    report_symptoms(symptoms.observe(r.step, m));
   };
   hooks.evaluate = evaluate;
   train_loop(run, opt, batches, cfg.train, cfg.eval.every, cfg.resume, device, hooks);

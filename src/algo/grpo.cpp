@@ -16,7 +16,6 @@
 #include "tune/algo/policy.h"
 #include "tune/algo/policy_loss.h"
 #include "tune/algo/reference.h"
-#include "tune/algo/rl_symptoms.h"
 #include "tune/algo/rollout_scoring.h"
 #include "tune/algo/run.h"
 #include "tune/algo/train_loop.h"
@@ -26,6 +25,7 @@
 #include "tune/core/log.h"
 #include "tune/model/config.h"
 #include "tune/ops/token_logprob.h"
+#include "tune/report/symptoms.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/prompts.h"
 #include "tune/rollout/sampling.h"
@@ -123,7 +123,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     ckpt_policy.greater_is_better = true;
   }
   std::vector<train::ManifestFile> files = manifest_files(cfg.model, cfg.data);
-  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy);
+  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy, cfg.log);
   train::TrainingState state;
   state.parameters = opt.parameters;
   state.optimizer = opt.optimizer.get();
@@ -146,6 +146,15 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     algo::write_samples(samples_path, kind, at, samples, n);
   };
 
+  // The symptom watcher (the table of tune/report/symptoms.h, which tune doctor runs too).
+  report::SymptomWatcher symptoms("grpo");
+  auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
+    for (const auto& s : found) {
+      log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
+      run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
+    }
+  };
+
   // Held-out pass@1: greedy and one sample per prompt at the rollout temperature.
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_prompts.empty()) return std::nullopt;
@@ -159,6 +168,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
               " of ", eval_prompts.size());
     const double metric = rec["eval_pass@1"].get<double>();
     run.log(at, rec);
+    if (cfg.grpo.symptoms) report_symptoms(symptoms.observe_eval(at, {{"eval_pass@1", metric}}));
     return metric;
   };
 
@@ -176,7 +186,6 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   round_opts.mask_truncated = cfg.grpo.mask_truncated;
   round_opts.drop_zero_variance = cfg.grpo.dynamic_sampling;
 
-  RlSymptomDetector symptoms;
   int64_t last_eval = step;
   if (cfg.eval.at_start && step == 0) evaluate(0);
   model.train();
@@ -327,10 +336,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
           std::map<std::string, double> m;
           for (auto it = rec.begin(); it != rec.end(); ++it)
             if (it.value().is_number()) m[it.key()] = it.value().get<double>();
-          for (const auto& s : symptoms.observe(step, m)) {
-            log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
-            run.log(step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
-          }
+          report_symptoms(symptoms.observe(step, m));
         }
         if (cfg.grpo.ref_sync_every > 0 && step % cfg.grpo.ref_sync_every == 0)
           reference.sync_from_policy(cfg.grpo.ref_sync_alpha);

@@ -18,7 +18,6 @@
 #include "tune/algo/policy.h"
 #include "tune/algo/policy_loss.h"
 #include "tune/algo/reference.h"
-#include "tune/algo/rl_symptoms.h"
 #include "tune/algo/rollout_scoring.h"
 #include "tune/algo/run.h"
 #include "tune/algo/train_loop.h"
@@ -33,6 +32,7 @@
 #include "tune/ops/masked.h"
 #include "tune/ops/returns.h"
 #include "tune/ops/token_logprob.h"
+#include "tune/report/symptoms.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/prompts.h"
 #include "tune/rollout/sampling.h"
@@ -264,7 +264,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     ckpt_policy.greater_is_better = true;
   }
   std::vector<train::ManifestFile> files = manifest_files(cfg.model, cfg.data);
-  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy);
+  Run run(cfg.output_dir, config::to_json(cfg), files, cfg.train, total_steps, ckpt_policy, cfg.log);
   train::TrainingState state;
   state.parameters = policy.trainable;
   if (critic) state.parameters.insert(state.parameters.end(), critic->trainable.begin(), critic->trainable.end());
@@ -289,10 +289,8 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   };
 
   const stdfs::path samples_path = stdfs::path(cfg.output_dir) / "samples.jsonl";
-  RlSymptomConfig symptom_cfg;
-  symptom_cfg.trainer = "ppo";
-  RlSymptomDetector symptoms(symptom_cfg);
-  auto report_symptoms = [&](const std::vector<Symptom>& found) {
+  report::SymptomWatcher symptoms("ppo");
+  auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
     for (const auto& s : found) {
       log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
       run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
@@ -312,7 +310,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
               " of ", eval_prompts.size());
     const double metric = rec["eval_pass@1"].get<double>();
     run.log(at, rec);
-    if (cfg.ppo.symptoms) report_symptoms(symptoms.observe_heldout(at, metric));
+    if (cfg.ppo.symptoms) report_symptoms(symptoms.observe_eval(at, {{"eval_pass@1", metric}}));
     return metric;
   };
 

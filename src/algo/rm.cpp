@@ -90,7 +90,7 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     ckpt_policy.greater_is_better = true;
   }
   Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps,
-          ckpt_policy);
+          ckpt_policy, cfg.log);
   model.train();
 
   // Rewards of up to `limit` pairs, no gradients: both columns and the summed loss.

@@ -7,12 +7,13 @@
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/core/str.h"
+#include "tune/report/run_data.h"
 
 namespace tune::algo {
 
 Run::Run(const std::filesystem::path& output_dir, const Json& resolved_config, const std::vector<train::ManifestFile>& files,
-         const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy)
-    : dir_(output_dir), total_steps_(total_steps), loop_(loop), checkpoints_(output_dir, std::move(policy)) {
+         const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy, const LogSection& log)
+    : dir_(output_dir), total_steps_(total_steps), loop_(loop), checkpoints_(output_dir, std::move(policy)), log_(log) {
   train::write_run_directory(dir_, resolved_config, files);
   train::ProgressPrinter::Options options;
   options.total_steps = total_steps;
@@ -37,17 +38,37 @@ int64_t Run::resume(const std::string& resume, train::TrainingState& state) {
   }
   // A fresh start (claim_output_dir let it in: the directory was empty, replaced, or an "auto" resume
   // found no checkpoint) must not append to records of an earlier attempt.
-  if (!from) std::filesystem::remove(dir_ / "metrics.jsonl");
+  if (!from) {
+    std::filesystem::remove(dir_ / "metrics.jsonl");
+    std::filesystem::remove(dir_ / "samples.jsonl");
+    report::remove_event_files(dir_);
+  }
   metrics_ = std::make_unique<train::MetricsWriter>(dir_ / "metrics.jsonl",
                                                     from ? std::optional<int64_t>(step) : std::nullopt);
+  // A resumed run starts a TensorBoard session at its step: TensorBoard drops what an earlier
+  // attempt logged past it, as metrics.jsonl does.
+  if (log_.tensorboard)
+    tensorboard_ = std::make_unique<report::TensorBoardWriter>(dir_, from ? std::optional<int64_t>(step) : std::nullopt);
   return step;
 }
+
+Run::~Run() = default;
 
 void Run::log(int64_t step, Json record) {
   TUNE_CHECK(metrics_, "Run::log before Run::resume");
   Json out = {{"step", step}};
   for (auto it = record.begin(); it != record.end(); ++it) out[it.key()] = it.value();
   metrics_->write(out);
+  if (tensorboard_ && !out.contains("symptom")) {
+    std::map<std::string, double> scalars;
+    for (auto it = out.begin(); it != out.end(); ++it)
+      if (it.key() != "step" && it.value().is_number()) scalars[it.key()] = it.value().get<double>();
+    tensorboard_->add_scalars(step, scalars);
+  }
+}
+
+void Run::log_samples(const std::vector<Json>& samples) {
+  report::append_json_lines(dir_ / "samples.jsonl", samples);
 }
 
 void Run::progress(int64_t step, double loss, double lr, int64_t tokens) { progress_->update(step, loss, lr, tokens); }

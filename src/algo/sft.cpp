@@ -15,6 +15,7 @@
 #include "tune/core/log.h"
 #include "tune/data/batch_iterator.h"
 #include "tune/model/config.h"
+#include "tune/report/symptoms.h"
 #include "tune/train/stepper.h"
 
 namespace tune::algo {
@@ -59,11 +60,20 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   } else if (!eval_set.samples.empty()) {
     ckpt_policy.metric_name = "eval_loss";
   }
-  Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps, ckpt_policy);
+  Run run(cfg.output_dir, config::to_json(cfg), manifest_files(cfg.model, cfg.data), cfg.train, total_steps, ckpt_policy, cfg.log);
 
   std::vector<text::TokenizedSample> eval_samples(
       eval_set.samples.begin(),
       eval_set.samples.begin() + std::min<int64_t>(cfg.eval.max_samples, static_cast<int64_t>(eval_set.samples.size())));
+  // The symptom watcher (the table of tune/report/symptoms.h, which tune doctor runs too).
+  report::SymptomWatcher symptoms("sft");
+  auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
+    for (const auto& s : found) {
+      log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
+      run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
+    }
+  };
+
   auto evaluate = [&](int64_t at) -> std::optional<double> {
     if (eval_samples.empty()) return std::nullopt;
     Json rec;
@@ -78,10 +88,24 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
       metric = em.accuracy;
       log::info("eval at step ", at, ": loss ", fixed(loss, 4), ", exact match ", fixed(100 * em.accuracy, 1), "% of ",
                 em.count);
+      // A few of the answers, for tune report (practitioners judge checkpoints by their bad cases too).
+      std::vector<Json> shown;
+      for (size_t i = 0; i < em.answers.size() && static_cast<int64_t>(i) < cfg.eval.samples; ++i)
+        shown.push_back(Json{{"step", at},
+                             {"kind", "eval"},
+                             {"prompt", corpus.tokenizer->decode(em_items[i].prompt_ids)},
+                             {"completion", em.answers[i]},
+                             {"reference", std::string(trim(em_items[i].reference))},
+                             {"correct", em.answers[i] == trim(em_items[i].reference)}});
+      run.log_samples(shown);
     } else {
       log::info("eval at step ", at, ": loss ", fixed(loss, 4));
     }
     run.log(at, rec);
+    std::map<std::string, double> numbers;
+    for (auto it = rec.begin(); it != rec.end(); ++it)
+      if (it.value().is_number()) numbers[it.key()] = it.value().get<double>();
+    report_symptoms(symptoms.observe_eval(at, numbers));
     return metric;
   };
 
@@ -93,6 +117,9 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
   hooks.loss = [&](const data::Batch& b) {
     torch::Tensor logp = label_logprobs(model, b);  // [B, T], 0 off the labels
     return train::StepLoss{-logp.sum(), {}};
+  };
+  hooks.after_step = [&](const train::StepResult& r) {
+    if (r.applied) report_symptoms(symptoms.observe(r.step, {{"loss", r.loss}, {"grad_norm", r.grad_norm}}));
   };
   hooks.evaluate = evaluate;
   train_loop(run, opt, batches, cfg.train, cfg.eval.every, cfg.resume, device, hooks);

@@ -42,6 +42,8 @@ int run(int argc, char** argv) {
   commands.push_back(add_sample(app));
   commands.push_back(add_import(app));
   commands.push_back(add_export(app));
+  commands.push_back(add_report(app));
+  commands.push_back(add_doctor(app));
 
   try {
     app.parse(argc, argv);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <deque>
 #include <filesystem>
 
@@ -15,6 +16,7 @@
 #include "tune/core/fs.h"
 #include "tune/data/batch_iterator.h"
 #include "tune/core/str.h"
+#include "tune/report/run_data.h"
 
 namespace {
 
@@ -76,6 +78,45 @@ TEST(TrainLoop, ASkippedStepRepeatsNoEvaluationRecordOrCheckpoint) {
     if (!line.empty()) logged.push_back(Json::parse(line).at("step").get<int64_t>());
   EXPECT_EQ(logged, (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(opt.stepper->total_skips(), 2);
+  stdfs::remove_all(dir);
+}
+
+// log.tensorboard: each metrics record also becomes one event (symptom records do not), and a
+// fresh start replaces the event files of an earlier attempt.
+TEST(TrainLoop, TensorBoardEventsBesideMetrics) {
+  const stdfs::path dir = tune::test::fresh_path("tensorboard");
+  algo::LoopSection loop;
+  algo::LogSection log;
+  log.tensorboard = true;
+  auto events = [&] {
+    std::vector<stdfs::path> found;
+    for (const auto& e : stdfs::directory_iterator(dir))
+      if (e.path().filename().string().rfind("events.out.tfevents.", 0) == 0) found.push_back(e.path());
+    return found;
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    algo::Run run(dir, Json{{"test", true}}, {}, loop, 2, train::CheckpointPolicy{}, log);
+    train::TrainingState state;
+    run.resume("", state);
+    run.log(1, {{"loss", 0.5}, {"note", "text"}});
+    run.log(1, {{"symptom", "loss_spike"}, {"message", "m"}, {"remedy", "r"}});
+    run.log(2, {{"loss", 0.25}, {"eval_loss", 0.3}});
+    run.log_samples({Json{{"step", 2}, {"kind", "eval"}, {"completion", "c"}}});
+  }
+  const auto files = events();
+  ASSERT_EQ(files.size(), 1u);  // the second fresh start removed the first attempt's file
+  // Three records: file_version and two scalar events (the symptom record is not a scalar event).
+  const std::string bytes = fs::read_file(files[0]);
+  size_t at = 0, records = 0;
+  while (at + 12 <= bytes.size()) {
+    uint64_t n = 0;
+    std::memcpy(&n, bytes.data() + at, 8);
+    at += 12 + n + 4;
+    ++records;
+  }
+  EXPECT_EQ(at, bytes.size());
+  EXPECT_EQ(records, 3u);
+  EXPECT_EQ(report::read_json_lines(dir / "samples.jsonl").size(), 1u);  // a fresh start replaced it too
   stdfs::remove_all(dir);
 }
 

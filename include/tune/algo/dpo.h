@@ -40,6 +40,18 @@ struct DpoSection {
   }
 };
 
+// The preference evaluation, plus a few greedy completions of eval prompts per evaluation
+// (samples.jsonl, shown by tune report: the loss alone does not say whether the answers got better).
+struct DpoEvalSection : PreferenceEvalSection {
+  int64_t samples = 4;
+  template <class V>
+  void visit(V& v) {
+    PreferenceEvalSection::visit(v);
+    v("samples", samples, "greedy completions of eval prompts written to samples.jsonl per evaluation (0: none)",
+      config::at_least<int64_t>(0));
+  }
+};
+
 struct DpoConfig {
   std::string output_dir = "runs/dpo";
   int64_t seed = 42;
@@ -52,7 +64,8 @@ struct DpoConfig {
   DpoSection dpo;
   OptimSection optim;
   LoopSection train;
-  PreferenceEvalSection eval;
+  DpoEvalSection eval;
+  LogSection log;
   DpoConfig() {
     optim.lr = 5e-6;  // DPO moves far less than SFT: 5e-7..5e-6 full, ~5e-6..5e-5 LoRA
     optim.warmup_ratio = 0.1;
@@ -68,6 +81,7 @@ struct DpoConfig {
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);
+    v.section("log", log);
   }
 };
 

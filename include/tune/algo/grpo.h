@@ -116,6 +116,7 @@ struct GrpoConfig {
   OptimSection optim;
   LoopSection train;
   GrpoEvalSection eval;
+  LogSection log;
   GrpoConfig() {
     optim.lr = 1e-6;  // practitioners: ~1e-6 full, ~1e-5 LoRA
     optim.warmup_ratio = 0.0;
@@ -137,6 +138,7 @@ struct GrpoConfig {
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);
+    v.section("log", log);
   }
 };
 

@@ -123,6 +123,7 @@ struct PpoConfig {
   OptimSection optim;
   LoopSection train;
   GrpoEvalSection eval;         // held-out pass@1 (greedy and sampled), as grpo's
+  LogSection log;
   PpoConfig() {
     optim.lr = 3e-6;  // practitioners: about a tenth of SFT's (1e-6..3e-6 full); ~1e-5 LoRA
     optim.warmup_ratio = 0.0;
@@ -147,6 +148,7 @@ struct PpoConfig {
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);
+    v.section("log", log);
   }
 };
 

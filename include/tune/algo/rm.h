@@ -39,6 +39,7 @@ struct RmConfig {
   OptimSection optim;
   LoopSection train;
   PreferenceEvalSection eval;
+  LogSection log;
   RmConfig() {
     optim.lr = 1e-4;  // LoRA; full fine-tuning: ~1e-5
     data.max_seq_len = 1024;
@@ -53,6 +54,7 @@ struct RmConfig {
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);
+    v.section("log", log);
   }
 };
 

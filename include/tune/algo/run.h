@@ -11,6 +11,7 @@
 
 #include "tune/algo/sections.h"
 #include "tune/core/json.h"
+#include "tune/report/tensorboard.h"
 #include "tune/train/checkpoint.h"
 #include "tune/train/metrics.h"
 #include "tune/train/run_dir.h"
@@ -21,15 +22,20 @@ namespace tune::algo {
 class Run {
  public:
   // Creates output_dir, writes config.json + manifest.json, opens metrics.jsonl.
+  // log.tensorboard: every record's numbers also go to TensorBoard event files in output_dir.
   Run(const std::filesystem::path& output_dir, const Json& resolved_config, const std::vector<train::ManifestFile>& files,
-      const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy);
+      const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy, const LogSection& log = {});
+  ~Run();
 
   // resume: "" = fresh start; "auto" = latest checkpoint of output_dir (fresh when none); else a
   // checkpoint directory. Loads into `state`; returns the step resumed from.
   int64_t resume(const std::string& resume, train::TrainingState& state);
 
   // Metrics record (also gets "step"); on a resumed run, records past the checkpoint are dropped once.
+  // Its numbers also go to TensorBoard with log.tensorboard (symptom records stay in metrics.jsonl).
   void log(int64_t step, Json record);
+  // Appends complete lines to <output_dir>/samples.jsonl (completions the report shows), flushed.
+  void log_samples(const std::vector<Json>& samples);
   void progress(int64_t step, double loss, double lr, int64_t tokens);
   bool due(int64_t step, int64_t every) const { return every > 0 && step % every == 0; }
   std::filesystem::path save(const train::TrainingState& state, int64_t step, std::optional<double> metric);
@@ -44,6 +50,8 @@ class Run {
   LoopSection loop_;
   train::CheckpointManager checkpoints_;
   std::unique_ptr<train::MetricsWriter> metrics_;
+  LogSection log_;
+  std::unique_ptr<report::TensorBoardWriter> tensorboard_;
   std::unique_ptr<train::ProgressPrinter> progress_;
 };
 

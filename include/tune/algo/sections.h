@@ -81,6 +81,15 @@ struct LoopSection {
   }
 };
 
+// What is written beside metrics.jsonl.
+struct LogSection {
+  bool tensorboard = false;  // TensorBoard event files (the same scalars as metrics.jsonl)
+  template <class V>
+  void visit(V& v) {
+    v("tensorboard", tensorboard, "also write TensorBoard event files (every metrics.jsonl scalar) in the run directory");
+  }
+};
+
 // The top-level keys every training config has (output_dir, seed, resume, method), visited in one
 // place so their help text and checks are the same for every command.
 template <class V, class Config>

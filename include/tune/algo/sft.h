@@ -16,6 +16,7 @@ struct EvalSection {
   int64_t max_new_tokens = 0;   // 0: the longest reference answer + EOS + a margin
   int64_t batch_size = 32;
   bool at_start = false;        // also evaluate before the first step (the starting point of a curve)
+  int64_t samples = 4;          // eval completions written to samples.jsonl per evaluation (tune report shows them)
   template <class V>
   void visit(V& v) {
     v("at_start", at_start, "also evaluate before the first step");
@@ -26,6 +27,7 @@ struct EvalSection {
       "answer length limit for exact match (0: the longest reference answer's tokens + EOS + a margin)",
       config::at_least<int64_t>(0));
     v("batch_size", batch_size, "prompts generated at once", config::greater_than<int64_t>(0));
+    v("samples", samples, "eval completions written to samples.jsonl per evaluation (0: none)", config::at_least<int64_t>(0));
   }
 };
 
@@ -41,6 +43,7 @@ struct SftConfig {
   OptimSection optim;
   LoopSection train;
   EvalSection eval;
+  LogSection log;
   template <class V>
   void visit(V& v) {
     visit_run_keys(v, *this);
@@ -50,6 +53,7 @@ struct SftConfig {
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);
+    v.section("log", log);
   }
 };
 

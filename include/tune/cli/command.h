@@ -54,6 +54,8 @@ Command add_probe(CLI::App& app);
 Command add_sample(CLI::App& app);
 Command add_import(CLI::App& app);
 Command add_export(CLI::App& app);
+Command add_report(CLI::App& app);
+Command add_doctor(CLI::App& app);
 // The resolved configuration of a command, as a table on stderr.
 void print_resolved(const std::string& command, const Json& resolved);
 // Registers a command whose issue has not landed yet: it says so in one line and exits 2.

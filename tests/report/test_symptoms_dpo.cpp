@@ -1,21 +1,23 @@
-// The DPO symptom detector on synthetic metric streams: each warning must fire on the stream that
+// The DPO rules of the symptom table on synthetic metric streams: each warning must fire on the stream that
 // shows its symptom, and stay silent on a healthy run.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "tune/algo/symptoms.h"
+#include "tune/report/symptoms.h"
 
 namespace {
 
-using namespace tune::algo;
+using namespace tune::report;
 
 struct Stream {
   std::vector<std::map<std::string, double>> steps;  // step i + 1
 };
 
-std::vector<Symptom> feed(const Stream& s, DpoSymptomConfig config = {}) {
-  DpoSymptomDetector d(config);
+std::vector<Symptom> feed(const Stream& s, DpoThresholds config = {}) {
+  SymptomThresholds t;
+  t.dpo = config;
+  SymptomWatcher d("dpo", t);
   std::vector<Symptom> all;
   for (size_t i = 0; i < s.steps.size(); ++i)
     for (auto& x : d.observe(static_cast<int64_t>(i + 1), s.steps[i])) all.push_back(x);
@@ -65,7 +67,7 @@ TEST(DpoSymptoms, SlowMarginFires) {
   ASSERT_TRUE(has(v, "margin_slow"));
   EXPECT_FALSE(has(v, "chosen_collapse"));
   EXPECT_NE(v[0].remedy.find("lower dpo.beta"), std::string::npos);
-  EXPECT_GE(v[0].step, DpoSymptomConfig{}.min_steps);  // never before the warm-up
+  EXPECT_GE(v[0].step, DpoThresholds{}.min_steps);  // never before the warm-up
 }
 
 TEST(DpoSymptoms, SlowMarginNeedsEnoughSteps) {
@@ -131,7 +133,7 @@ TEST(DpoSymptoms, ChosenFallingByLessThanItsMagnitudeIsNotCollapse) {
 }
 
 TEST(DpoSymptoms, EachSymptomReportedOnce) {
-  DpoSymptomDetector d;
+  SymptomWatcher d("dpo");
   auto s = slow_margin();
   int count = 0;
   for (size_t i = 0; i < s.steps.size(); ++i) count += static_cast<int>(d.observe(static_cast<int64_t>(i + 1), s.steps[i]).size());

@@ -1,17 +1,17 @@
-// The RL symptom watcher on synthetic metric streams: each rule fires on the stream that shows its
+// The RL rules of the symptom table on synthetic metric streams: each rule fires on the stream that shows its
 // pathology, and stays quiet on a healthy run.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "tune/algo/rl_symptoms.h"
+#include "tune/report/symptoms.h"
 
 namespace {
 
-using tune::algo::RlSymptomDetector;
+using tune::report::SymptomWatcher;
 
 std::vector<std::string> run(const std::function<std::map<std::string, double>(int)>& at, int steps = 60) {
-  RlSymptomDetector d;
+  SymptomWatcher d("grpo");
   for (int s = 1; s <= steps; ++s) d.observe(s, at(s));
   std::vector<std::string> ids;
   for (const auto& s : d.reported()) ids.push_back(s.id);
@@ -79,23 +79,23 @@ TEST(RlSymptoms, ValueLossOscillatingWithHighRewardVariance) {
 }
 
 TEST(RlSymptoms, RewardRisingWhileHeldOutQualityFallsIsHacking) {
-  RlSymptomDetector d;
+  SymptomWatcher d("ppo");
   std::vector<std::string> ids;
   for (int s = 1; s <= 60; ++s) {
     d.observe(s, {{"reward", 0.02 * s}, {"completion_length", 20}});
     if (s % 10 == 0) {
       // Held-out quality peaks at step 20, then falls while the reward keeps rising.
       const double quality = s <= 20 ? 0.3 + 0.01 * s : 0.5 - 0.05 * (s - 20) / 10.0;
-      for (const auto& x : d.observe_heldout(s, quality)) ids.push_back(x.id);
+      for (const auto& x : d.observe_eval(s, {{"eval_pass@1", quality}})) ids.push_back(x.id);
     }
   }
   EXPECT_EQ(ids, std::vector<std::string>{"reward_hacking"});
   // Quality rising with the reward: nothing.
-  RlSymptomDetector healthy;
+  SymptomWatcher healthy("grpo");
   for (int s = 1; s <= 60; ++s) {
     healthy.observe(s, {{"reward", 0.02 * s}});
     if (s % 10 == 0) {
-      EXPECT_TRUE(healthy.observe_heldout(s, 0.2 + 0.01 * s).empty());
+      EXPECT_TRUE(healthy.observe_eval(s, {{"eval_pass@1", 0.2 + 0.01 * s}}).empty());
     }
   }
 }
