@@ -11,7 +11,7 @@ using namespace tune::model;
 
 namespace {
 
-struct Case {
+struct AttentionCase {
   int64_t B = 2, H = 4, KV = 2, T = 9, hd = 8, past = 0;
   std::vector<std::vector<int>> padding;     // [B][past+T] 1/0, empty = none
   std::vector<std::vector<int>> samples;     // [B][T] sample ids, empty = none
@@ -19,7 +19,7 @@ struct Case {
 };
 
 // allowed[b][i][j] from the definitions, query slot i = past + t.
-torch::Tensor explicit_mask(const Case& c) {
+torch::Tensor explicit_mask(const AttentionCase& c) {
   const int64_t Tk = c.past + c.T;
   auto m = torch::zeros({c.B, 1, c.T, Tk}, torch::kBool);
   auto a = m.accessor<bool, 4>();
@@ -53,7 +53,7 @@ torch::Tensor to_tensor(const std::vector<std::vector<int>>& rows) {
 }
 
 // Compares the two on rows of real queries; returns the max abs difference.
-double check(const Case& c) {
+double check(const AttentionCase& c) {
   torch::manual_seed(7);
   const int64_t Tk = c.past + c.T;
   auto q = torch::randn({c.B, c.H, c.T, c.hd}, torch::kFloat64);
@@ -79,7 +79,7 @@ double check(const Case& c) {
 }  // namespace
 
 TEST(ModelAttention, CausalMatchesExplicit) {
-  Case c;
+  AttentionCase c;
   EXPECT_FALSE(build_attention_mask({.batch = 2, .query_len = 9}).defined()) << "causal fast path expected";
   EXPECT_LT(check(c), 1e-10);
   c.KV = 4;  // plain multi-head
@@ -87,21 +87,21 @@ TEST(ModelAttention, CausalMatchesExplicit) {
 }
 
 TEST(ModelAttention, LeftAndRightPaddingMatchExplicitWithoutNaN) {
-  Case c;
+  AttentionCase c;
   c.T = 6;
   c.padding = {{0, 0, 0, 1, 1, 1}, {1, 1, 1, 1, 0, 0}};
   EXPECT_LT(check(c), 1e-10);
 }
 
 TEST(ModelAttention, PackedMatchesExplicit) {
-  Case c;
+  AttentionCase c;
   c.T = 8;
   c.samples = {{0, 0, 0, 1, 1, 2, 2, 2}, {5, 5, 5, 5, 5, 9, 9, 9}};
   EXPECT_LT(check(c), 1e-10);
 }
 
 TEST(ModelAttention, SlidingWindowMatchesExplicit) {
-  Case c;
+  AttentionCase c;
   c.T = 10;
   c.window = 3;
   EXPECT_LT(check(c), 1e-10);
@@ -110,7 +110,7 @@ TEST(ModelAttention, SlidingWindowMatchesExplicit) {
 }
 
 TEST(ModelAttention, QueriesOverCacheMatchExplicit) {
-  Case c;
+  AttentionCase c;
   c.past = 5;
   c.T = 3;
   EXPECT_LT(check(c), 1e-10);
@@ -125,7 +125,7 @@ TEST(ModelAttention, QueriesOverCacheMatchExplicit) {
 TEST(ModelAttention, OneQueryPerHeadOverGroupedCacheMatchesExplicit) {
   // A decoding step: the query heads of a group are folded onto their shared KV head.
   for (auto [H, KV] : {std::pair<int64_t, int64_t>{4, 2}, {6, 2}, {8, 1}, {4, 4}}) {
-    Case c;
+    AttentionCase c;
     c.H = H;
     c.KV = KV;
     c.T = 1;

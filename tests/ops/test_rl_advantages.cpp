@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "support/tensor_checks.h"
 #include "tune/core/error.h"
 #include "tune/ops/advantages.h"
 #include "tune/ops/returns.h"
@@ -18,12 +19,6 @@ namespace {
 
 using torch::Tensor;
 using namespace tune::ops;
-
-void expect_values(const Tensor& actual, std::vector<double> expected, double tol = 1e-6) {
-  Tensor a = actual.flatten().to(torch::kFloat64);
-  ASSERT_EQ(a.numel(), static_cast<int64_t>(expected.size()));
-  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(a[i].item<double>(), expected[i], tol) << "index " << i;
-}
 
 Tensor f64(std::vector<double> v) { return torch::tensor(v, torch::kFloat64); }
 
@@ -41,13 +36,13 @@ TEST(GroupAdvantageOptions, KernelFormEqualsTheOldCall) {
 TEST(GroupAdvantageOptions, LeaveOneOutByHand) {
   // [1, 2, 3, 6]: baselines (11/3, 10/3, 3, 2) -> (-8/3, -4/3, 0, 4); [5, 5]: 0
   GroupAdvantageOptions o{4, GroupBaseline::leave_one_out, RewardScale::none};
-  expect_values(group_advantages(f64({1, 2, 3, 6}), o), {-8.0 / 3, -4.0 / 3, 0, 4});
+  tune::test::expect_values(group_advantages(f64({1, 2, 3, 6}), o), {-8.0 / 3, -4.0 / 3, 0, 4});
   // = n / (n - 1) x (r - mean): mean 3 -> 4/3 x (-2, -1, 0, 3)
   // Excluded member (nan): [1, x, 3, 6] -> baselines 4.5, -, 3.5, 2
   Tensor valid = torch::tensor({1, 0, 1, 1});
-  expect_values(group_advantages(f64({1, NAN, 3, 6}), o, valid), {-3.5, 0, -0.5, 4});
+  tune::test::expect_values(group_advantages(f64({1, NAN, 3, 6}), o, valid), {-3.5, 0, -0.5, 4});
   // A group left with one valid member has no baseline: 0.
-  expect_values(group_advantages(f64({7, NAN, NAN, NAN}), o, torch::tensor({1, 0, 0, 0})), {0, 0, 0, 0});
+  tune::test::expect_values(group_advantages(f64({7, NAN, NAN, NAN}), o, torch::tensor({1, 0, 0, 0})), {0, 0, 0, 0});
 }
 
 TEST(GroupAdvantageOptions, ExcludedSamplesLeaveTheStatistics) {
@@ -55,9 +50,9 @@ TEST(GroupAdvantageOptions, ExcludedSamplesLeaveTheStatistics) {
   Tensor valid = torch::tensor({true, false, true, true});
   GroupAdvantageOptions o{4};
   const double s = 2 + 1e-4;
-  expect_values(group_advantages(f64({1, NAN, 3, 5}), o, valid), {-2 / s, 0, 0, 2 / s});
+  tune::test::expect_values(group_advantages(f64({1, NAN, 3, 5}), o, valid), {-2 / s, 0, 0, 2 / s});
   o.scale = RewardScale::none;
-  expect_values(group_advantages(f64({1, 1e9, 3, 5}), o, valid), {-2, 0, 0, 2});
+  tune::test::expect_values(group_advantages(f64({1, 1e9, 3, 5}), o, valid), {-2, 0, 0, 2});
 }
 
 TEST(GroupAdvantageOptions, BatchStdKeepsTheGroupMean) {
@@ -65,11 +60,11 @@ TEST(GroupAdvantageOptions, BatchStdKeepsTheGroupMean) {
   // squared deviations 42.25 + 20.25 + 12.25 + 56.25 = 131, unbiased var 131 / 3
   GroupAdvantageOptions o{2, GroupBaseline::mean, RewardScale::batch};
   const double s = std::sqrt(131.0 / 3) + 1e-4;
-  expect_values(group_advantages(f64({0, 2, 10, 14}), o), {-1 / s, 1 / s, -2 / s, 2 / s});
+  tune::test::expect_values(group_advantages(f64({0, 2, 10, 14}), o), {-1 / s, 1 / s, -2 / s, 2 / s});
   // With an excluded sample: valid (0, 2, 10) -> mean 4, squared deviations 16 + 4 + 36, var 28;
   // the group [10, x] has one valid member: 0.
   const double s2 = std::sqrt(28.0) + 1e-4;
-  expect_values(group_advantages(f64({0, 2, 10, NAN}), o, torch::tensor({1, 1, 1, 0})), {-1 / s2, 1 / s2, 0, 0});
+  tune::test::expect_values(group_advantages(f64({0, 2, 10, NAN}), o, torch::tensor({1, 1, 1, 0})), {-1 / s2, 1 / s2, 0, 0});
 }
 
 TEST(GroupAdvantageOptions, ZeroVarianceGroupsAndNames) {
@@ -96,10 +91,10 @@ TEST(TokenRewards, KlAtEveryTokenScoreAtTheLast) {
   TokenRewardOptions o{0.1, KlKind::k1, /*missing_eos_penalty=*/1.0, /*score_clip=*/10.0};
   // k1 = logp - ref: row 0 (0.5, -1, 0) -> -0.05, 0.1, 0 (+2 at t=2);
   // row 1 (1, -0.5) -> -0.1, 0.05; score 30 - 1 = 29 clipped to 10 at t=1.
-  expect_values(token_rewards(score, logp, ref, mask, eos, o),
+  tune::test::expect_values(token_rewards(score, logp, ref, mask, eos, o),
                 {-0.05, 0.1, 2.0, 0, /**/ -0.1, 10.05, 0, 0, /**/ 0, 0, 0, 0}, 1e-12);
   // Defaults: no penalty, no clip, every completion ended.
-  expect_values(token_rewards(score, logp, ref, mask, {}, {0.1}), {-0.05, 0.1, 2.0, 0, -0.1, 30.05, 0, 0, 0, 0, 0, 0},
+  tune::test::expect_values(token_rewards(score, logp, ref, mask, {}, {0.1}), {-0.05, 0.1, 2.0, 0, -0.1, 30.05, 0, 0, 0, 0, 0, 0},
                 1e-12);
   EXPECT_THROW(token_rewards(f64({1}), logp, ref, mask, {}), tune::Error);
 }
@@ -109,7 +104,7 @@ TEST(Returns, DiscountedOverValidPositions) {
   //   G3 = 3, G2 = 2 + 0.9 * 3 = 4.7, G0 = 1 + 0.9 * 4.7 = 5.23
   Tensor r = torch::tensor({1.0, 100.0, 2.0, 3.0}, torch::kFloat64).view({1, 4});
   Tensor mask = torch::tensor({1, 0, 1, 1}).view({1, 4});
-  expect_values(discounted_returns(r, mask, 0.9), {5.23, 0, 4.7, 3}, 1e-12);
+  tune::test::expect_values(discounted_returns(r, mask, 0.9), {5.23, 0, 4.7, 3}, 1e-12);
 }
 
 TEST(Returns, ReinforcePlusPlusWhitensTheReturns) {
@@ -118,12 +113,12 @@ TEST(Returns, ReinforcePlusPlusWhitensTheReturns) {
   Tensor r = torch::tensor({1.0, 2.0, 0.0, /**/ 0.0, 0.0, 1.0}, torch::kFloat64).view({2, 3});
   Tensor mask = torch::tensor({1, 1, 0, 1, 1, 1}).view({2, 3});
   const double sd = std::sqrt(0.8 + 1e-8);
-  expect_values(reinforce_pp_advantages(r, mask),
+  tune::test::expect_values(reinforce_pp_advantages(r, mask),
                 {1.4 / sd, 0.4 / sd, 0, -0.6 / sd, -0.6 / sd, -0.6 / sd}, 1e-12);
   // The baseline form: group-centred scores, then the same call (OpenRLHF "reinforce_baseline").
   Tensor score = f64({1.0, 0.0});
   Tensor centred = group_advantages(score, {2, GroupBaseline::mean, RewardScale::none});
-  expect_values(centred, {0.5, -0.5}, 1e-12);
+  tune::test::expect_values(centred, {0.5, -0.5}, 1e-12);
 }
 
 }  // namespace

@@ -45,19 +45,19 @@ void expect_close(const Tensor& actual, const Tensor& expected, double atol, dou
   EXPECT_LE(err, atol + rtol * scale) << what << ": max abs error " << err << " (max |expected| " << scale << ")";
 }
 
-struct Case {
+struct LogprobCase {
   int64_t n, vocab, chunk_rows;
   torch::ScalarType dtype;
   double temperature;
   bool entropy;
 };
 
-std::string name_of(const Case& c) {
+std::string name_of(const LogprobCase& c) {
   return tune::str("N=", c.n, " V=", c.vocab, " chunk=", c.chunk_rows, " dtype=", c.dtype, " T=", c.temperature,
                    " entropy=", c.entropy);
 }
 
-void check_logits_case(const Case& c) {
+void check_logits_case(const LogprobCase& c) {
   torch::manual_seed(1234 + c.n * 7 + c.vocab);
   Tensor base = torch::randn({c.n, c.vocab}) * 3;
   Tensor labels = random_labels(c.n, c.vocab, true);
