@@ -3,7 +3,7 @@
 the same prompts, the same torch threads.
 
     .venv/bin/python scripts/bench_rollout.py --driver build/bin/tune_rollout_driver --tune build/bin/tune \\
-        [--new-tokens 128] [--repeat 2] [--cases b16,g8] [--threads 2]
+        [--new-tokens 128] [--repeat 2] [--cases b16,g8] [--threads 2] [--model HF_DIR]
 
 Cases (T = 1, no top-k / top-p, no EOS on either side: every row runs to --new-tokens):
   b16  16 distinct prompts of 64 tokens, one sample each
@@ -94,7 +94,7 @@ def main():
     p.add_argument("--prompt-scale", type=float, default=1.0, help="shrink prompt lengths (quick checks)")
     p.add_argument("--work", help="working directory (default: a temporary one)")
     p.add_argument("--hf-worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--model", help="an HF model directory (default: a seeded llama-100m made by init-model)")
     p.add_argument("--ids", help=argparse.SUPPRESS)
     p.add_argument("--group", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -104,8 +104,8 @@ def main():
     args.driver = str(Path(args.driver).resolve())
     work = Path(args.work or tempfile.mkdtemp(prefix="tune-bench-rollout-"))
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = work / "llama-100m"
-    if not (model_dir / "config.json").exists():
+    model_dir = Path(args.model).resolve() if args.model else work / "llama-100m"
+    if not args.model and not (model_dir / "config.json").exists():
         subprocess.run([str(Path(args.tune).resolve()), "-q", "init-model", "--preset", "llama-100m", "--seed", "0",
                         "--out", str(model_dir)], check=True)
     vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
@@ -128,7 +128,7 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
     h0 = rows[0][5]
-    print(f"\nllama-100m float32, T = 1, {args.new_tokens} new tokens, {args.threads} threads, best of {args.repeat} "
+    print(f"\n{model_dir.name} float32, T = 1, {args.new_tokens} new tokens, {args.threads} threads, best of {args.repeat} "
           f"interleaved; torch {h0['torch']}, transformers {h0['transformers']}; {cpu}; load {load:.2f} at the end\n")
     print("| case | rows | implementation | tokens/s | seconds | prefill s | decode s | sampling s | other s | tune / HF |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -172,14 +172,11 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   claim_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, dry_run);
   set_threads(cfg.train.threads);
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
-  if (cfg.reward.terms.empty() && cfg.reward.command.empty())
-    usage_fail("config error: reward.terms is empty: name at least one reward, usually a reward model (kind: model)");
-  if (cfg.data.datasets.empty()) usage_fail("config error: data.datasets is empty: name an RL prompt file");
-  if (cfg.model.path.empty()) usage_fail("config error: model.path is required");
-  cfg.rollout.validate();
-  if (!cfg.rollout.samples_the_policy())
-    log::warn("rollout: top_k / top_p / repetition_penalty change the sampled distribution: the tokens are no longer "
-              "drawn from the policy whose log-probs the loss uses (docs/rollout.md); PPO presets leave them off");
+  RlPrompts prompts = load_rl_prompts(cfg.model, cfg.data, cfg.reward, cfg.rollout, cfg.eval.max_prompts,
+                                            ", usually a reward model (kind: model)");
+  const auto& train_prompts = prompts.train;
+  const auto& eval_prompts = prompts.eval;
+  const text::Tokenizer* tokenizer = prompts.tokenizer.get();
   const std::string& est = cfg.ppo.estimator;
   const bool use_critic = est == "gae";
   if ((est == "reinforce_baseline" || est == "rloo") && cfg.ppo.group_size < 2)
@@ -189,21 +186,6 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     usage_fail("config error: critic.warmup_steps needs a critic (ppo.estimator gae), not ", est);
   auto kl_ctl = make_kl_controller(cfg.kl);  // validates the kl section
 
-  // Prompts, rendered with the policy's chat template; the eval split comes from data.eval_*.
-  auto tokenizer = text::Tokenizer::load(cfg.model.path);
-  text::ChatMasker masker(*tokenizer, text::make_renderer(chat_template_for(cfg.model), *tokenizer));
-  text::DataSplit split = text::load_data(cfg.data);
-  auto render = [&](const std::vector<text::Sample>& samples, int64_t limit) {
-    std::vector<rollout::RolloutPrompt> out;
-    for (const auto& s : samples) {
-      if (static_cast<int64_t>(out.size()) >= limit) break;
-      out.push_back(rollout::render_prompt(rollout::as_prompt_sample(s), masker));
-    }
-    return out;
-  };
-  const auto train_prompts = render(split.train, INT64_MAX);
-  const auto eval_prompts = render(split.eval, cfg.eval.max_prompts);
-  if (train_prompts.empty()) usage_fail("data: no training prompts in ", cfg.data.datasets.front().path);
 
   const int64_t G = cfg.ppo.group_size;
   const int64_t rows_per_round = cfg.ppo.prompts_per_round * G;

@@ -10,12 +10,43 @@
 
 #include "tune/algo/logprobs.h"
 #include "tune/algo/rollout_scoring.h"
+#include "tune/algo/training_text.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/core/str.h"
 #include "tune/ops/token_logprob.h"
 
 namespace tune::algo {
+
+RlPrompts load_rl_prompts(const ModelSection& model, const text::DataConfig& data, const reward::RewardConfig& reward,
+                          const rollout::SamplingConfig& sampling, int64_t eval_limit, const std::string& reward_hint) {
+  if (reward.terms.empty() && reward.command.empty())
+    usage_fail("config error: reward.terms is empty: name at least one reward", reward_hint);
+  if (data.datasets.empty()) usage_fail("config error: data.datasets is empty: name an RL prompt file");
+  if (model.path.empty()) usage_fail("config error: model.path is required");
+  sampling.validate();
+  if (!sampling.samples_the_policy())
+    log::warn("rollout: top_k / top_p / repetition_penalty change the sampled distribution: the tokens are no longer "
+              "drawn from the policy whose log-probs the loss uses (docs/rollout.md); RL presets leave them off");
+
+  auto tokenizer = text::Tokenizer::load(model.path);
+  text::ChatMasker masker(*tokenizer, text::make_renderer(chat_template_for(model), *tokenizer));
+  const text::DataSplit split = text::load_data(data);
+  auto render = [&](const std::vector<text::Sample>& samples, int64_t limit) {
+    std::vector<rollout::RolloutPrompt> out;
+    for (const auto& s : samples) {
+      if (static_cast<int64_t>(out.size()) >= limit) break;
+      out.push_back(rollout::render_prompt(rollout::as_prompt_sample(s), masker));
+    }
+    return out;
+  };
+  RlPrompts prompts;
+  prompts.train = render(split.train, INT64_MAX);
+  prompts.eval = render(split.eval, eval_limit);
+  prompts.tokenizer = std::move(tokenizer);
+  if (prompts.train.empty()) usage_fail("data: no training prompts in ", data.datasets.front().path);
+  return prompts;
+}
 
 PromptOrder::PromptOrder(int64_t size, uint64_t seed) : size_(size), seed_(seed) { plan(); }
 

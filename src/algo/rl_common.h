@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,6 +23,8 @@
 #include "tune/rollout/config.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/prompts.h"
+#include "tune/text/dataset.h"
+#include "tune/text/tokenizer.h"
 
 namespace tune::algo {
 
@@ -29,6 +32,17 @@ using RlClock = std::chrono::steady_clock;
 inline double seconds_since(RlClock::time_point t) {
   return std::chrono::duration<double>(RlClock::now() - t).count();
 }
+
+// The start every RL trainer shares: a reward, prompt data and a model are named (`reward_hint`
+// ends the message of a missing reward), the rollout section is valid (a warning when it no longer
+// samples the policy), and the prompts are rendered with the model's chat template: every training
+// prompt, and the first `eval_limit` of the eval split (data.eval_*). The model's tokenizer comes along.
+struct RlPrompts {
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::vector<rollout::RolloutPrompt> train, eval;
+};
+RlPrompts load_rl_prompts(const ModelSection& model, const text::DataConfig& data, const reward::RewardConfig& reward,
+                          const rollout::SamplingConfig& sampling, int64_t eval_limit, const std::string& reward_hint);
 
 // The training prompts in a seeded order, reshuffled every epoch; its position is a checkpoint's.
 class PromptOrder {

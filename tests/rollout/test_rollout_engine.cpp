@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "rollout_test_util.h"
@@ -359,6 +360,40 @@ TEST(RolloutSampling, TopKTopPAndRepetitionPenaltyFollowTheirDefinitions) {
   auto g = choose_next(logits.narrow(0, 0, 1), seen, s, gen);
   EXPECT_EQ(g.tokens.item<int64_t>(), 1);
   EXPECT_NEAR(g.logprobs.item<double>(), std::log(0.3), 1e-6);
+}
+
+TEST(RolloutSampling, DrawsFollowTheProbabilitiesAcrossVocabularyBlocks) {
+  // V = 2500: three blocks of the CPU sampler's two-level inverse CDF, the last one padded.
+  constexpr int64_t V = 2500, draws = 6000;
+  const double inf = std::numeric_limits<double>::infinity();
+  // Row A: support {0, 1023, 1024, 2499} (both sides of a block edge and the last token), the rest
+  // probability 0; row B: 0.9 on token 1500, the remaining 0.1 spread evenly over the others.
+  auto a = torch::full({V}, -inf, torch::kFloat64);
+  const std::vector<std::pair<int64_t, double>> support = {{0, 0.1}, {1023, 0.2}, {1024, 0.3}, {2499, 0.4}};
+  for (auto [t, p] : support) a[t] = std::log(p);
+  auto b = torch::full({V}, std::log(0.1 / (V - 1)), torch::kFloat64);
+  b[1500] = std::log(0.9);
+  auto logits = torch::cat({a.unsqueeze(0).expand({draws, V}), b.unsqueeze(0).expand({draws, V})}).to(torch::kFloat32);
+  auto gen = make_generator(torch::kCPU, 7);
+  SamplingConfig s;
+  s.temperature = 1.0;
+  auto choice = choose_next(logits, {}, s, gen);
+  auto ta = choice.tokens.narrow(0, 0, draws), tb = choice.tokens.narrow(0, draws, draws);
+  auto count_a = torch::bincount(ta, {}, V).to(torch::kDouble) / draws;
+  for (auto [t, p] : support)  // 5 standard deviations of a binomial share
+    EXPECT_NEAR(count_a[t].item<double>(), p, 5 * std::sqrt(p * (1 - p) / draws)) << "token " << t;
+  EXPECT_EQ(count_a.sum().item<double>(), 1.0);
+  double on_support = 0;
+  for (auto [t, p] : support) on_support += count_a[t].item<double>();
+  EXPECT_DOUBLE_EQ(on_support, 1.0) << "a token of probability 0 was drawn";
+  const double share = tb.eq(1500).to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(share, 0.9, 5 * std::sqrt(0.9 * 0.1 / draws));
+  auto rest = tb.masked_select(tb.ne(1500)).to(torch::kDouble);  // even over the others: mean ~ V / 2
+  EXPECT_NEAR(rest.mean().item<double>(), (V - 1) / 2.0, 5 * (V / std::sqrt(12.0)) / std::sqrt(rest.numel()));
+  EXPECT_LT(tb.max().item<int64_t>(), V);
+  // The log-probs are the policy's own.
+  auto expect = logits.log_softmax(-1).gather(1, choice.tokens.unsqueeze(1)).squeeze(1);
+  EXPECT_LT((choice.logprobs - expect).abs().max().item<double>(), 1e-5);
 }
 
 TEST(RolloutSampling, TopK1IsGreedyAndRepetitionPenaltySeesThePrompt) {
