@@ -2,6 +2,7 @@
 // A run directory records what produced it: the resolved config (config.json) and a manifest with
 // the sha256 of every input file, the tune and LibTorch versions and the creation time.
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,14 @@ namespace tune::train {
 struct ManifestFile {
   std::string role;  // "config", "data", "tokenizer", "model_config", ...
   std::filesystem::path path;
+  std::string source;                  // what the config named when it is not the file itself
+                                       // ("builtin:tiny", "synth:addition?count=5000&seed=1")
+  std::optional<std::string> content;  // a generated source's bytes (it has no file; path empty)
 };
 
 // {"created": ISO-8601 UTC, "tune_version", "torch_version", "config_sha256" (of config.json as
-//  written), "files": [{"role", "path", "bytes", "sha256"}]}
+//  written), "files": [{"role", "path", "source"?, "bytes", "sha256"}]}; a generated source has no
+//  "path" and its "bytes" / "sha256" are those of its content.
 Json build_manifest(const Json& resolved_config, const std::vector<ManifestFile>& files);
 
 // Creates run_dir and writes config.json and manifest.json (atomically). On a resumed run the
