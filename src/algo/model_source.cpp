@@ -80,7 +80,7 @@ stdfs::path cache_dir() {
   usage_fail("no cache directory for built-in models: set TUNE_CACHE_DIR (or HOME)");
 }
 
-void write_random_model(const RandomModelOptions& o, const stdfs::path& out_arg) {
+model::ModelConfig write_random_model(const RandomModelOptions& o, const stdfs::path& out_arg) {
   const auto names = model::preset_names();
   if (std::find(names.begin(), names.end(), o.preset) == names.end())
     usage_fail("unknown model preset '", o.preset, "' (choose from ", join(names, ", "), ")");
@@ -109,8 +109,7 @@ void write_random_model(const RandomModelOptions& o, const stdfs::path& out_arg)
     throw;
   }
   stdfs::remove_all(staging);
-  log::info("wrote ", out.string(), ": preset ", o.preset, ", ", human_count(static_cast<double>(files.config.num_parameters())),
-            " parameters, vocab ", files.config.vocab_size, ", seed ", o.seed);
+  return files.config;
 }
 
 stdfs::path builtin_model_dir(const std::string& source) {

@@ -4,6 +4,7 @@
 // builtin:tiny` is the same model (seed 0), written once into the cache (algo/model_source.h).
 #include "tune/algo/model_source.h"
 #include "tune/cli/command.h"
+#include "tune/core/log.h"
 #include "tune/model/config.h"
 
 namespace tune::cli {
@@ -24,7 +25,10 @@ Command add_init_model(CLI::App& app) {
       ->check(CLI::IsMember({"float32", "bfloat16"}))
       ->capture_default_str();
   return {sub, [args] {
-            algo::write_random_model(args->model, args->out);
+            auto config = algo::write_random_model(args->model, args->out);
+            log::info("wrote ", args->out, ": preset ", args->model.preset, ", ",
+                      human_count(static_cast<double>(config.num_parameters())), " parameters, vocab ", config.vocab_size,
+                      ", seed ", args->model.seed);
             return 0;
           }};
 }

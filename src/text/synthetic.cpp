@@ -169,12 +169,24 @@ T source_integer(const std::string& source, const std::string& key, std::string_
   return v;
 }
 
+// The records of a synthetic source; an impossible request names the source.
+std::vector<Json> source_records(const std::string& source) {
+  SynthOptions options = parse_synthetic_source(source);
+  try {
+    return make_synthetic(options);
+  } catch (const UsageError& e) {
+    std::string why = e.what();
+    if (why.rfind("synthetic: ", 0) == 0) why = why.substr(11);
+    usage_fail("synthetic source '", source, "': ", why);
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> prompts_of_source(const std::string& source) {
   std::vector<std::string> prompts;
   if (is_synthetic_source(source)) {
-    for (const auto& rec : make_synthetic(parse_synthetic_source(source)))
+    for (const auto& rec : source_records(source))
       if (auto p = prompt_of(rec)) prompts.push_back(*p);
     return prompts;
   }
@@ -225,7 +237,8 @@ SynthOptions parse_synthetic_source(const std::string& source) {
     if (key == "count") o.count = source_integer<int64_t>(source, key, value, 0, INT64_MAX);
     else if (key == "seed") o.seed = source_integer<uint64_t>(source, key, value, 0, UINT64_MAX);
     else if (key == "digits") o.digits = source_integer<int>(source, key, value, 1, 9);
-    else usage_fail("synthetic source '", source, "': unknown parameter '", key, "' (count, seed, digits, exclude)");
+    else if (key == "format") o.format = std::string(value);  // checked by make_synthetic
+    else usage_fail("synthetic source '", source, "': unknown parameter '", key, "' (count, seed, digits, format, exclude)");
     if (amp == std::string_view::npos) break;
     params = params.substr(amp + 1);
     if (params.empty()) usage_fail("synthetic source '", source, "': ends with '&'");
@@ -234,7 +247,7 @@ SynthOptions parse_synthetic_source(const std::string& source) {
 }
 
 std::string synthetic_source_jsonl(const std::string& source) {
-  return synthetic_jsonl(make_synthetic(parse_synthetic_source(source)));
+  return synthetic_jsonl(source_records(source));
 }
 
 }  // namespace tune::text

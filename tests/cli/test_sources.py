@@ -1,6 +1,7 @@
 """Model and data sources as configs and command lines name them: a missing model directory or file
 is reported as such (exit 2); builtin:tiny is materialised once, safely when two processes race for
 it; malformed synth: sources are usage errors naming the source."""
+import json
 import os
 import subprocess
 
@@ -76,7 +77,8 @@ def test_builtin_tiny_materialised_once_when_two_processes_race(tmp_path, cache)
 
 @pytest.mark.parametrize("source, message", [
     ("synth:additon?count=5", "unknown task 'additon'"),
-    ("synth:addition?cnt=5", "unknown parameter 'cnt' (count, seed, digits, exclude)"),
+    ("synth:addition?cnt=5", "unknown parameter 'cnt' (count, seed, digits, format, exclude)"),
+    ("synth:addition?format=pairs", "unknown format 'pairs'"),
     ("synth:addition?count=five", "count must be an integer"),
     ("synth:addition?count=5&count=6", "count is given twice"),
     ("synth:addition?digits=12", "digits must be an integer in [1, 9]"),
@@ -88,9 +90,20 @@ def test_malformed_synth_source_is_a_usage_error(cache, source, message):
     assert message in err and (source in err or "exclusion file" in message), err
 
 
-def test_synth_source_reads_as_prompt_records_for_rl(tmp_path, cache):
-    """format: prompt turns synthetic chat records into RL prompts whose reference is the answer."""
-    out = tune("data", "show", "--input", "synth:addition?count=2&seed=1", "--format", "prompt", "--model",
-               "builtin:tiny", cache=cache)
+def test_synth_source_gives_rl_prompt_records(tmp_path, cache):
+    """format=prompt: {prompt, reference} records (the same problems as the chat records of that seed),
+    read as RL prompts; `tune data synth --format prompt` writes the same bytes."""
+    source = "synth:addition?count=3&seed=1&format=prompt"
+    out = tune("data", "show", "--input", source, "--model", "builtin:tiny", cache=cache)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("(prompt)") == 2
+    assert out.stdout.count("(prompt)") == 3
+    made = tmp_path / "prompts.jsonl"
+    assert tune("data", "synth", "--task", "addition", "--count", 3, "--format", "prompt", "--out", made, cache=cache).returncode == 0
+    chat = tmp_path / "chat.jsonl"
+    assert tune("data", "synth", "--task", "addition", "--count", 3, "--out", chat, cache=cache).returncode == 0
+    prompts = [json.loads(line) for line in made.read_text().splitlines()]
+    chats = [json.loads(line) for line in chat.read_text().splitlines()]
+    assert [p["prompt"] for p in prompts] == [c["messages"][0]["content"] for c in chats]
+    assert [p["reference"] for p in prompts] == [c["answer"] for c in chats]
+    for p in prompts:
+        assert f"{p['prompt']}" in out.stdout

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tune/algo/sections.h"
+#include "tune/model/config.h"
 
 namespace tune::algo {
 
@@ -22,13 +23,13 @@ std::vector<std::string> builtin_model_names();
 std::filesystem::path cache_dir();
 
 // `tune init-model`: a seeded random model of a preset (model::preset_names()) with the built-in
-// tiny tokenizer, in Hugging Face layout, written to `out` (replaced atomically).
+// tiny tokenizer, in Hugging Face layout, written to `out` (replaced atomically). Returns its config.
 struct RandomModelOptions {
   std::string preset = "tiny";
   uint64_t seed = 0;
   std::string dtype = "float32";  // float32 | bfloat16
 };
-void write_random_model(const RandomModelOptions& options, const std::filesystem::path& out);
+model::ModelConfig write_random_model(const RandomModelOptions& options, const std::filesystem::path& out);
 
 // The directory of a built-in model, materialised on first use: written to a temporary sibling and
 // renamed into place, so a second process racing for it uses whichever copy landed first. Its name

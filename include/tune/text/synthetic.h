@@ -49,8 +49,8 @@ std::vector<std::string> prompts_of_source(const std::string& source);
 // Synthetic sources: a dataset path that names a synthetic task instead of a file, so shipped
 // configs run without generating files first (docs/presets.md). The records are byte-identical to
 // `tune data synth` with the same arguments.
-//   synth:<task>[?count=N&seed=S&digits=D][&exclude=<source>]
-// Defaults are those of `tune data synth` (count 1000, seed 1, digits 2). `exclude` comes last and
+//   synth:<task>[?count=N&seed=S&digits=D&as=chat|prompt][&exclude=<source>]
+// Defaults are those of `tune data synth` (count 1000, seed 1, digits 2, as chat). `exclude` comes last and
 // takes the rest of the string: a JSONL file or another synthetic source, whose prompts are left out
 // (`--exclude`). A nested source may exclude in turn, so chains of disjoint sets stay one string:
 //   synth:addition?count=300&seed=2&exclude=synth:addition?count=5000&seed=1
