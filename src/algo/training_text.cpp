@@ -95,8 +95,8 @@ namespace {
 
 // A data file, or a synthetic source with the bytes it generates (what the file would hold).
 train::ManifestFile data_entry(const std::string& path) {
-  if (text::is_synthetic_source(path)) return {.role = "data", .source = path, .content = text::synthetic_source_jsonl(path)};
-  return {.role = "data", .path = path};
+  if (text::is_synthetic_source(path)) return train::ManifestFile::generated("data", path, text::synthetic_source_jsonl(path));
+  return {"data", path};
 }
 
 }  // namespace
@@ -109,9 +109,9 @@ std::vector<train::ManifestFile> manifest_files(const ModelSection& model, const
   // A built-in model is named by its source; its cached weights are hashed too (they are what it means).
   const std::string source = is_builtin_model(model.path) ? model.path : "";
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"})
-    if (std::filesystem::exists(m / name)) files.push_back({.role = "tokenizer", .path = m / name, .source = source});
-  files.push_back({.role = "model_config", .path = m / "config.json", .source = source});
-  if (!source.empty()) files.push_back({.role = "model_weights", .path = m / "model.safetensors", .source = source});
+    if (std::filesystem::exists(m / name)) files.emplace_back("tokenizer", m / name, source);
+  files.emplace_back("model_config", m / "config.json", source);
+  if (!source.empty()) files.emplace_back("model_weights", m / "model.safetensors", source);
   return files;
 }
 

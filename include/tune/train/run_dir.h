@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tune/core/json.h"
@@ -16,6 +17,15 @@ struct ManifestFile {
   std::string source;                  // what the config named when it is not the file itself
                                        // ("builtin:tiny", "synth:addition?count=5000&seed=1")
   std::optional<std::string> content;  // a generated source's bytes (it has no file; path empty)
+
+  ManifestFile(std::string role_, std::filesystem::path path_, std::string source_ = "")
+      : role(std::move(role_)), path(std::move(path_)), source(std::move(source_)) {}
+  // A source generated in memory (no file): listed with the size and hash of `bytes`.
+  static ManifestFile generated(std::string role, std::string source, std::string bytes) {
+    ManifestFile f(std::move(role), {}, std::move(source));
+    f.content = std::move(bytes);
+    return f;
+  }
 };
 
 // {"created": ISO-8601 UTC, "tune_version", "torch_version", "config_sha256" (of config.json as
