@@ -1,7 +1,7 @@
 """Every tiny preset (configs/*/tiny*.yaml, found by glob: presets added later are covered too) runs
 as it is on a fresh checkout: in an empty working directory, with an empty cache, a few steps each.
-A preset that starts from another run's output (model.made_by) first fails saying which command to
-run, then runs after that command's preset. The data its synth: sources generate is byte-identical
+A preset that starts from another run's output (model.made_by, or made_by of a reward-model term)
+first fails saying which command to run, then runs after that command (a few steps of it too). The data its synth: sources generate is byte-identical
 to `tune data synth` with the same arguments, and builtin:tiny is `tune init-model --preset tiny
 --seed 0`: the learning proofs, which use files, prove what the presets train on."""
 import hashlib
@@ -53,10 +53,32 @@ class Workdir:
             raise AssertionError(f"tune {' '.join(map(str, args))} exited {p.returncode}\n{p.stderr[-3000:]}")
         return p
 
-    def missing_producer_error(self, preset):
+    def run_command(self, command):
+        """A made_by command, `tune <kind> --config configs/<kind>/<preset>.yaml [args]`, a few steps of it."""
+        if command in self.ran:
+            return
+        words = shlex.split(command)
+        assert words[0] == "tune" and "--config" in words, command
+        i = words.index("--config")
+        preset = ROOT / words[i + 1]
+        assert preset in PRESETS, f"made_by names {preset}, which is not a tiny preset"
+        self.run_producers(preset)
+        args = words[1:i + 1] + [preset] + words[i + 2:]
+        if "--max-steps" in args:
+            j = args.index("--max-steps")
+            del args[j:j + 2]
+        self.tune(*args, *fast_overrides(load(preset)))
+        self.ran[command] = True
+
+    def run_producers(self, preset):
+        for command, path in producers(load(preset)):
+            self.run_command(command)
+            assert (self.cwd / path).exists(), f"{preset}: `{command}` did not write {path}"
+
+    def missing_producer_error(self, preset, *overrides):
         """Runs a chained preset before its producer: returns the error."""
         cfg = load(preset)
-        p = self.tune(preset.parent.name, "--config", preset, *fast_overrides(cfg), check=False)
+        p = self.tune(preset.parent.name, "--config", preset, *fast_overrides(cfg), *overrides, check=False)
         assert p.returncode == 2, p.stderr
         return p.stderr.strip().splitlines()[-1]
 
@@ -64,29 +86,29 @@ class Workdir:
         if preset in self.ran:
             return self.ran[preset]
         cfg = load(preset)
-        made_by = (cfg.get("model") or {}).get("made_by")
-        if made_by:
-            self.run_preset(producer_of(made_by))
-            assert (self.cwd / cfg["model"]["path"]).exists(), f"{preset}: `{made_by}` did not write {cfg['model']['path']}"
+        self.run_producers(preset)
         self.tune(preset.parent.name, "--config", preset, *fast_overrides(cfg))
         self.ran[preset] = self.cwd / cfg["output_dir"]
         return self.ran[preset]
 
 
-def producer_of(command):
-    """The preset a made_by command runs: `tune <kind> --config configs/<kind>/<name>.yaml`."""
-    words = shlex.split(command)
-    assert words[0] == "tune" and "--config" in words, command
-    preset = ROOT / words[words.index("--config") + 1]
-    assert preset in PRESETS, f"made_by names {preset}, which is not a tiny preset"
-    return preset
+def producers(cfg):
+    """(made_by command, the path it writes) of the model and of reward-model terms."""
+    out = []
+    model = cfg.get("model") or {}
+    if model.get("made_by"):
+        out.append((model["made_by"], model["path"]))
+    for term in (cfg.get("reward") or {}).get("terms") or []:
+        if term.get("made_by"):
+            out.append((term["made_by"], term["path"]))
+    return out
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     w = Workdir(tmp_path_factory.mktemp("presets"))
     # Chained presets first, while nothing has run: each must say what to run first.
-    w.errors = {p: w.missing_producer_error(p) for p in PRESETS if (load(p).get("model") or {}).get("made_by")}
+    w.errors = {p: w.missing_producer_error(p) for p in PRESETS if producers(load(p))}
     for preset in PRESETS:
         w.run_preset(preset)
     return w
@@ -94,7 +116,7 @@ def workdir(tmp_path_factory):
 
 def test_presets_are_found():
     names = {f"{p.parent.name}/{p.name}" for p in PRESETS}
-    assert {"sft/tiny.yaml", "sft/tiny-lora.yaml", "rm/tiny.yaml", "dpo/tiny.yaml"} <= names
+    assert {"sft/tiny.yaml", "sft/tiny-lora.yaml", "rm/tiny.yaml", "dpo/tiny.yaml", "grpo/tiny.yaml", "ppo/tiny.yaml"} <= names
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -119,10 +141,19 @@ def test_preset_runs_as_it_is(workdir, preset):
 
 
 def test_chained_presets_name_the_command_to_run_first(workdir):
-    assert len(workdir.errors) >= 2  # sft/tiny-lora and dpo start from the SFT preset's output
+    assert len(workdir.errors) >= 4  # sft/tiny-lora, dpo, grpo and ppo start from other runs' outputs
     for preset, error in workdir.errors.items():
-        model = load(preset)["model"]
-        assert f"{model['path']} does not exist: run `{model['made_by']}` first" in error, (preset, error)
+        command, path = producers(load(preset))[0]  # the model is looked for first
+        assert f"{path} does not exist: run `{command}` first" in error, (preset, error)
+
+
+def test_a_missing_reward_model_names_the_command_that_makes_it(tmp_path):
+    """configs/ppo/tiny.yaml with a model that exists: the reward model's made_by is named."""
+    preset = ROOT / "configs/ppo/tiny.yaml"
+    term = next(t for t in load(preset)["reward"]["terms"] if t.get("made_by"))
+    w = Workdir(tmp_path)
+    error = w.missing_producer_error(preset, "model.path=builtin:tiny")
+    assert f"{term['path']} does not exist: run `{term['made_by']}` first" in error, error
 
 
 def synth_file(w, source, files):
