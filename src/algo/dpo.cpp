@@ -55,7 +55,7 @@ class Reference {
   Reference(const DpoConfig& cfg, Policy& policy)
       : policy_(policy),
         table_mode_(needs_reference(cfg.dpo.loss_config().type) && cfg.dpo.reference == "precompute"),
-        model_(policy, cfg.model.path,
+        model_(policy, policy.base_dir.string(),
                !needs_reference(cfg.dpo.loss_config().type) ? ReferenceMode::none
                : table_mode_                                ? ReferenceMode::initial
                                                             : ReferenceMode::frozen) {}

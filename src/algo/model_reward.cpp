@@ -105,6 +105,8 @@ ModelReward::ModelReward(const reward::ModelOptions& options, const std::string&
   auto& m = *impl_;
   m.options = options;
   m.key = key;
+  if (!std::filesystem::exists(options.path) && !options.made_by.empty())
+    usage_fail("config error: ", key, ".path: ", options.path, " does not exist: run `", options.made_by, "` first");
   if (!std::filesystem::exists(options.path))
     usage_fail("config error: ", key, ".path: reward model directory not found: ", options.path);
   try {

@@ -1,5 +1,6 @@
 #include "tune/algo/policy.h"
 
+#include "tune/algo/model_source.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
 #include "tune/core/log.h"
@@ -37,14 +38,12 @@ void set_threads(int64_t threads) {
 }
 
 Policy load_policy(const ModelSection& section, const std::string& method, const lora::LoraConfig& lora_config) {
-  if (section.path.empty()) usage_fail("config error: model.path is required (a Hugging Face model directory)");
-  if (!std::filesystem::exists(section.path / std::filesystem::path("config.json")))
-    usage_fail("config error: model.path: ", section.path, " has no config.json");
+  const std::filesystem::path dir = model_dir(section);
   torch::Device device = resolve_device(section.device);
   torch::ScalarType dtype = resolve_dtype(section.dtype, device);
   Policy policy;
-  policy.base_dir = section.path;
-  policy.model = model::load_pretrained(section.path, dtype, device);
+  policy.base_dir = dir;
+  policy.model = model::load_pretrained(dir, dtype, device);
   policy.model->set_gradient_checkpointing(section.gradient_checkpointing);
   if (method == "lora") {
     policy.lora = lora::inject_lora(*policy.model, lora_config);

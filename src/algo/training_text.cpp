@@ -2,15 +2,17 @@
 
 #include <map>
 
+#include "tune/algo/model_source.h"
 #include "tune/core/error.h"
 #include "tune/core/log.h"
 #include "tune/model/config.h"
+#include "tune/text/synthetic.h"
 
 namespace tune::algo {
 
 text::ChatTemplate chat_template_for(const ModelSection& m) {
   if (!m.chat_template.empty()) return text::builtin_chat_template(m.chat_template);
-  if (auto t = text::load_chat_template(m.path)) return *t;
+  if (auto t = text::load_chat_template(model_dir(m))) return *t;
   usage_fail(m.path, " has no chat template; set model.chat_template to a built-in (",
              join(text::builtin_chat_template_names(), ", "), ")");
 }
@@ -35,10 +37,9 @@ std::string expected_record(text::SampleKind kind) {
 
 TrainingText load_training_text(const ModelSection& model, const text::DataConfig& data,
                                 std::optional<text::SampleKind> required) {
-  if (model.path.empty()) usage_fail("config error: model.path is required");
   if (data.datasets.empty()) usage_fail("config error: data.datasets is empty: name at least one JSONL file");
   TrainingText out;
-  out.tokenizer = text::Tokenizer::load(model.path);
+  out.tokenizer = text::Tokenizer::load(model_dir(model));
   out.masker = std::make_unique<text::ChatMasker>(
       *out.tokenizer, text::make_renderer(chat_template_for(model), *out.tokenizer), text::parse_mask_mode(data.mask));
   out.records = text::load_data(data);
@@ -85,19 +86,32 @@ data::IteratorOptions iterator_options(const LoopSection& loop, const text::Data
 }
 
 void report_dry_run(const ModelSection& model, const std::string& method) {
-  auto mc = model::ModelConfig::load(model.path);
+  auto mc = model::ModelConfig::load(model_dir(model));
   log::info("dry run: model ", model::arch_name(mc.arch), " ", human_count(static_cast<double>(mc.num_parameters())),
             " parameters; method ", method, "; nothing trained");
 }
 
+namespace {
+
+// A data file, or a synthetic source with the bytes it generates (what the file would hold).
+train::ManifestFile data_entry(const std::string& path) {
+  if (text::is_synthetic_source(path)) return train::ManifestFile::generated("data", path, text::synthetic_source_jsonl(path));
+  return {"data", path};
+}
+
+}  // namespace
+
 std::vector<train::ManifestFile> manifest_files(const ModelSection& model, const text::DataConfig& data) {
   std::vector<train::ManifestFile> files;
-  for (const auto& d : data.datasets) files.push_back({"data", d.path});
-  if (!data.eval_path.empty()) files.push_back({"data", data.eval_path});
-  std::filesystem::path m = model.path;
+  for (const auto& d : data.datasets) files.push_back(data_entry(d.path));
+  if (!data.eval_path.empty()) files.push_back(data_entry(data.eval_path));
+  const std::filesystem::path m = model_dir(model);
+  // A built-in model is named by its source; its cached weights are hashed too (they are what it means).
+  const std::string source = is_builtin_model(model.path) ? model.path : "";
   for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"})
-    if (std::filesystem::exists(m / name)) files.push_back({"tokenizer", m / name});
-  files.push_back({"model_config", m / "config.json"});
+    if (std::filesystem::exists(m / name)) files.emplace_back("tokenizer", m / name, source);
+  files.emplace_back("model_config", m / "config.json", source);
+  if (!source.empty()) files.emplace_back("model_weights", m / "model.safetensors", source);
   return files;
 }
 

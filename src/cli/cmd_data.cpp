@@ -4,7 +4,6 @@
 //   check   quality report of a dataset (lengths, distinct words, near-duplicates, token lengths)
 //   filter  write the records that pass the quality filters
 //   show    render samples with their loss mask (trained text between [[ and ]])
-#include <fstream>
 #include <iostream>
 
 #include "tune/cli/command.h"
@@ -23,32 +22,17 @@ namespace {
 struct DataArgs {
   // synth
   text::SynthOptions synth;
-  std::string exclude;  // JSONL whose prompts are excluded (a training set, when making a test set)
+  std::string exclude;  // JSONL or synth: source whose prompts are excluded (a training set, when making a test set)
   // check / filter / show
   std::string input, out, report, format = "auto", model, template_name, mask = "assistant";
   text::QualityConfig quality;
   int64_t count = 3;
 };
 
-std::vector<std::string> prompts_of(const std::string& path) {
-  std::vector<std::string> prompts;
-  std::ifstream in(path);
-  if (!in) usage_fail("cannot open --exclude ", path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (trim(line).empty()) continue;
-    Json rec = Json::parse(line);
-    if (rec.contains("prompt")) prompts.push_back(rec["prompt"].get<std::string>());
-    else if (rec.contains("messages")) prompts.push_back(rec["messages"][0]["content"].get<std::string>());
-  }
-  return prompts;
-}
-
 int run_synth(DataArgs& a) {
-  if (!a.exclude.empty()) a.synth.exclude_prompts = prompts_of(a.exclude);
+  if (!a.exclude.empty()) a.synth.exclude_prompts = text::prompts_of_source(a.exclude);
   auto records = text::make_synthetic(a.synth);
-  std::string out;
-  for (const auto& r : records) out += r.dump() + "\n";
+  std::string out = text::synthetic_jsonl(records);
   if (a.out.empty()) {
     std::cout << out;
   } else {
@@ -73,9 +57,10 @@ struct MaskerHolder {
 MaskerHolder masker_for(const DataArgs& a) {
   MaskerHolder h;
   if (a.model.empty()) return h;
-  h.tokenizer = load_tokenizer(a.model);
+  const auto model_dir = model_dir_option(a.model, {.config = false});
+  h.tokenizer = load_tokenizer(model_dir);
   h.masker = std::make_unique<text::ChatMasker>(
-      *h.tokenizer, text::make_renderer(load_template(a.model, a.template_name), *h.tokenizer),
+      *h.tokenizer, text::make_renderer(load_template(model_dir, a.template_name), *h.tokenizer),
       text::parse_mask_mode(a.mask));
   return h;
 }
@@ -116,6 +101,13 @@ int run_show(const DataArgs& a) {
   return 0;
 }
 
+// An existing file, or a synthetic source (generated when read).
+CLI::Validator file_or_synthetic_source() {
+  return CLI::Validator(
+      [](std::string& v) { return text::is_synthetic_source(v) ? std::string() : CLI::ExistingFile(v); },
+      "FILE|synth:...");
+}
+
 void add_quality_options(CLI::App* sub, DataArgs& a) {
   sub->add_option("--min-chars", a.quality.min_chars, "drop shorter records")->capture_default_str();
   sub->add_option("--max-chars", a.quality.max_chars, "drop longer records")->capture_default_str();
@@ -126,7 +118,9 @@ void add_quality_options(CLI::App* sub, DataArgs& a) {
 }
 
 void add_input_options(CLI::App* sub, DataArgs& a) {
-  sub->add_option("--input,-i", a.input, "JSONL or JSON array")->required()->check(CLI::ExistingFile);
+  sub->add_option("--input,-i", a.input, "JSONL, JSON array, or a synthetic source (synth:addition?count=100)")
+      ->required()
+      ->check(file_or_synthetic_source());
   sub->add_option("--format", a.format, "auto | alpaca | sharegpt | messages | prompt_completion | text | preference | prompt")
       ->capture_default_str();
   sub->add_option("--model,-m", a.model, "model directory (tokenizer + chat template) for token statistics");
@@ -150,7 +144,8 @@ Command add_data(CLI::App& app) {
   synth->add_option("--format", a->synth.format, "default (chat / preference records) | prompt (RL prompts + reference)")
       ->check(CLI::IsMember(text::synthetic_format_names()))
       ->capture_default_str();
-  synth->add_option("--exclude", a->exclude, "JSONL whose prompts must not appear (make a disjoint test set)");
+  synth->add_option("--exclude", a->exclude,
+                    "JSONL (or synth: source) whose prompts must not appear (make a disjoint test set)");
   synth->add_option("--out,-o", a->out, "output JSONL (default: stdout)");
 
   auto* check = data->add_subcommand("check", "quality report of a dataset (JSON on stdout)");

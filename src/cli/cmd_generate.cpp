@@ -84,11 +84,12 @@ std::vector<Request> read_requests(const GenerateArgs& a) {
 
 int run_generate(const GenerateArgs& a) {
   if (a.prompt.empty() == a.input.empty()) usage_fail("give exactly one of --prompt TEXT or --input FILE.jsonl");
-  auto tokenizer = load_tokenizer(a.model);
+  const auto model_dir = model_dir_option(a.model);
+  auto tokenizer = load_tokenizer(model_dir);
   auto requests = read_requests(a);
 
   torch::Device device = algo::resolve_device(a.device);
-  auto model = model::load_pretrained(a.model, algo::resolve_dtype(a.dtype, device), device);
+  auto model = model::load_pretrained(model_dir, algo::resolve_dtype(a.dtype, device), device);
   lora::LoraSet adapter;
   if (!a.adapter.empty()) adapter = lora::load_adapter(*model, a.adapter);
 
@@ -98,7 +99,7 @@ int run_generate(const GenerateArgs& a) {
     if (r.messages.is_null()) {
       prompts.push_back(tokenizer->encode(r.text, /*add_special_tokens=*/true));
     } else {
-      if (!render) render = text::make_renderer(load_template(a.model, a.template_name), *tokenizer);
+      if (!render) render = text::make_renderer(load_template(model_dir, a.template_name), *tokenizer);
       prompts.push_back(tokenizer->encode((*render)(r.messages, true), false));
     }
   }
@@ -147,7 +148,7 @@ int run_generate(const GenerateArgs& a) {
 Command add_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   auto* sub = app.add_subcommand("generate", "generate completions (KV cache, batched, greedy or sampled)");
-  sub->add_option("--model,-m", a->model, "Hugging Face model directory")->required();
+  sub->add_option("--model,-m", a->model, "Hugging Face model directory, or builtin:tiny")->required();
   sub->add_option("--adapter", a->adapter, "PEFT LoRA adapter directory to apply");
   sub->add_option("--prompt,-p", a->prompt, "one user prompt (rendered with the chat template unless --raw)");
   sub->add_option("--input,-i", a->input, "JSONL of {\"prompt\": ...} or {\"messages\": [...]}; writes records with \"completion\"");

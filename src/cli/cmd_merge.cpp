@@ -1,4 +1,5 @@
 #include "tune/cli/command.h"
+#include "tune/cli/model_files.h"
 #include "tune/core/log.h"
 #include "tune/lora/peft.h"
 
@@ -14,7 +15,7 @@ Command add_merge(CLI::App& app) {
   sub->add_option("--adapter,-a", a->adapter, "PEFT adapter directory")->required();
   sub->add_option("--out,-o", a->out, "output directory (written atomically)")->required();
   return {sub, [a] {
-            lora::merge_adapter_to_dir(a->model, a->adapter, a->out);
+            lora::merge_adapter_to_dir(model_dir_option(a->model, {.tokenizer = false}), a->adapter, a->out);
             log::info("wrote merged model to ", a->out);
             return 0;
           }};

@@ -25,7 +25,10 @@ struct TokenizeArgs {
 };
 
 int run_tokenize(const TokenizeArgs& a) {
-  auto tokenizer = load_tokenizer(a.model);
+  // A tokenizer file is taken as it is; a directory (or builtin:tiny) needs no weights.
+  const std::filesystem::path model_dir =
+      std::filesystem::is_regular_file(a.model) ? std::filesystem::path(a.model) : model_dir_option(a.model, {.config = false});
+  auto tokenizer = load_tokenizer(model_dir);
   std::ifstream file;
   if (!a.input.empty()) {
     file.open(a.input);
@@ -60,7 +63,7 @@ int run_tokenize(const TokenizeArgs& a) {
       std::string text_in;
       bool add_special = a.add_special_tokens;
       if (rec.contains("messages")) {
-        if (!chat) chat = load_template(a.model, a.template_name);
+        if (!chat) chat = load_template(model_dir, a.template_name);
         Json extra = rec;
         extra.erase("messages");
         extra.erase("add_generation_prompt");

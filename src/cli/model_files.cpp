@@ -4,8 +4,12 @@
 
 namespace tune::cli {
 
+std::filesystem::path model_dir_option(const std::string& source, algo::ModelDirNeeds needs, const std::string& option) {
+  return algo::resolve_model_dir(source, option, needs);
+}
+
 std::unique_ptr<text::Tokenizer> load_tokenizer(const std::filesystem::path& model_dir) {
-  if (!std::filesystem::exists(model_dir)) usage_fail("model directory not found: ", model_dir.string());
+  if (!std::filesystem::exists(model_dir)) usage_fail("model directory ", model_dir.string(), " does not exist");
   return text::Tokenizer::load(model_dir);
 }
 

@@ -4,6 +4,7 @@
 
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
+#include "tune/text/synthetic.h"
 
 namespace tune::text {
 
@@ -176,6 +177,9 @@ RecordSet parse_records(std::string_view content, const std::string& name, const
 }
 
 RecordSet read_records(const std::filesystem::path& path, const ReadOptions& options) {
+  // A synthetic source is generated here, the one place datasets are opened, so every reader
+  // (training, evaluation, `tune data`) takes it where it takes a file.
+  if (is_synthetic_source(path.string())) return parse_records(synthetic_source_jsonl(path.string()), path.string(), options);
   TUNE_CHECK(std::filesystem::exists(path), "dataset file not found: ", path.string());
   return parse_records(fs::read_file(path), path.string(), options);
 }

@@ -1,6 +1,9 @@
 #include "tune/text/synthetic.h"
 
 #include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -137,6 +140,114 @@ std::vector<Json> make_synthetic(const SynthOptions& o) {
     }
   }
   return out;
+}
+
+std::string synthetic_jsonl(const std::vector<Json>& records) {
+  std::string out;
+  for (const auto& r : records) out += r.dump() + "\n";
+  return out;
+}
+
+namespace {
+
+// The prompt of a chat record (its first message) or of a preference / prompt record; nullopt else.
+std::optional<std::string> prompt_of(const Json& rec) {
+  if (rec.contains("prompt") && rec["prompt"].is_string()) return rec["prompt"].get<std::string>();
+  if (rec.contains("messages") && rec["messages"].is_array() && !rec["messages"].empty() &&
+      rec["messages"][0].contains("content") && rec["messages"][0]["content"].is_string())
+    return rec["messages"][0]["content"].get<std::string>();
+  return std::nullopt;
+}
+
+// A parameter value of a synthetic source: a plain decimal integer in [lo, hi].
+template <class T>
+T source_integer(const std::string& source, const std::string& key, std::string_view value, T lo, T hi) {
+  T v{};
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || value.empty() || v < lo || v > hi)
+    usage_fail("synthetic source '", source, "': ", key, " must be an integer in [", lo, ", ", hi, "], got '", value, "'");
+  return v;
+}
+
+// The records of a synthetic source; an impossible request names the source.
+std::vector<Json> source_records(const std::string& source) {
+  SynthOptions options = parse_synthetic_source(source);
+  try {
+    return make_synthetic(options);
+  } catch (const UsageError& e) {
+    std::string why = e.what();
+    if (why.rfind("synthetic: ", 0) == 0) why = why.substr(11);
+    usage_fail("synthetic source '", source, "': ", why);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> prompts_of_source(const std::string& source) {
+  std::vector<std::string> prompts;
+  if (is_synthetic_source(source)) {
+    for (const auto& rec : source_records(source))
+      if (auto p = prompt_of(rec)) prompts.push_back(*p);
+    return prompts;
+  }
+  std::ifstream in(source);
+  if (!in) usage_fail("cannot open the exclusion file ", source);
+  std::string line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (trim(line).empty()) continue;
+    Json rec;
+    try {
+      rec = Json::parse(line);
+    } catch (const Json::parse_error&) {
+      fail(source, ":", line_no, ": invalid JSON");
+    }
+    if (auto p = prompt_of(rec)) prompts.push_back(*p);
+  }
+  return prompts;
+}
+
+bool is_synthetic_source(std::string_view path) { return path.rfind(kSynthPrefix, 0) == 0; }
+
+SynthOptions parse_synthetic_source(const std::string& source) {
+  if (!is_synthetic_source(source)) usage_fail("not a synthetic source (synth:<task>?...): '", source, "'");
+  std::string_view rest = std::string_view(source).substr(std::string_view(kSynthPrefix).size());
+  SynthOptions o;
+  const size_t q = rest.find('?');
+  o.task = std::string(rest.substr(0, q));
+  auto names = synthetic_task_names();
+  if (std::find(names.begin(), names.end(), o.task) == names.end())
+    usage_fail("synthetic source '", source, "': unknown task '", o.task, "' (choose from ", join(names, ", "), ")");
+  std::set<std::string> seen;
+  std::string_view params = q == std::string_view::npos ? std::string_view() : rest.substr(q + 1);
+  while (!params.empty()) {
+    const size_t eq = params.find('=');
+    if (eq == std::string_view::npos)
+      usage_fail("synthetic source '", source, "': expected key=value, got '", params.substr(0, params.find('&')), "'");
+    std::string key(params.substr(0, eq));
+    if (!seen.insert(key).second) usage_fail("synthetic source '", source, "': ", key, " is given twice");
+    if (key == "exclude") {
+      // The rest of the string, '&' included, is the excluded source: exclusions can nest.
+      std::string excluded(params.substr(eq + 1));
+      if (excluded.empty()) usage_fail("synthetic source '", source, "': exclude is empty");
+      o.exclude_prompts = prompts_of_source(excluded);
+      break;
+    }
+    const size_t amp = params.find('&');
+    std::string_view value = params.substr(eq + 1, amp == std::string_view::npos ? std::string_view::npos : amp - eq - 1);
+    if (key == "count") o.count = source_integer<int64_t>(source, key, value, 0, INT64_MAX);
+    else if (key == "seed") o.seed = source_integer<uint64_t>(source, key, value, 0, UINT64_MAX);
+    else if (key == "digits") o.digits = source_integer<int>(source, key, value, 1, 9);
+    else if (key == "format") o.format = std::string(value);  // checked by make_synthetic
+    else usage_fail("synthetic source '", source, "': unknown parameter '", key, "' (count, seed, digits, format, exclude)");
+    if (amp == std::string_view::npos) break;
+    params = params.substr(amp + 1);
+    if (params.empty()) usage_fail("synthetic source '", source, "': ends with '&'");
+  }
+  return o;
+}
+
+std::string synthetic_source_jsonl(const std::string& source) {
+  return synthetic_jsonl(source_records(source));
 }
 
 }  // namespace tune::text

@@ -90,13 +90,14 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const stdfs::path& where) {
     dir = where.parent_path();
     file = where;
   } else {
-    TUNE_CHECK(stdfs::is_directory(where), where.string(), ": no such tokenizer file or directory");
+    TUNE_CHECK(stdfs::exists(where), "model directory ", where.string(), " does not exist");
+    TUNE_CHECK(stdfs::is_directory(where), where.string(), " is neither a model directory nor a tokenizer file");
     if (stdfs::exists(dir / "tokenizer.json")) {
       file = dir / "tokenizer.json";
     } else if (stdfs::exists(dir / "tokenizer.model")) {
       file = dir / "tokenizer.model";
     } else {
-      fail(dir.string(), ": neither tokenizer.json nor tokenizer.model found");
+      fail(dir.string(), " has no tokenizer.json or tokenizer.model");
     }
   }
   std::unique_ptr<Tokenizer> tokenizer;

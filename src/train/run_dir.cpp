@@ -25,11 +25,19 @@ std::string config_text(const Json& config) { return config.dump(2) + "\n"; }
 Json build_manifest(const Json& resolved_config, const std::vector<ManifestFile>& files) {
   Json list = Json::array();
   for (const auto& f : files) {
-    TUNE_CHECK(stdfs::is_regular_file(f.path), "run manifest: ", f.role, " file ", f.path.string(), " does not exist");
-    list.push_back(Json{{"role", f.role},
-                        {"path", stdfs::absolute(f.path).lexically_normal().string()},
-                        {"bytes", stdfs::file_size(f.path)},
-                        {"sha256", sha256_file_hex(f.path)}});
+    Json entry = {{"role", f.role}};
+    if (f.content) {
+      entry["source"] = f.source;
+      entry["bytes"] = f.content->size();
+      entry["sha256"] = sha256_hex(*f.content);
+    } else {
+      TUNE_CHECK(stdfs::is_regular_file(f.path), "run manifest: ", f.role, " file ", f.path.string(), " does not exist");
+      entry["path"] = stdfs::absolute(f.path).lexically_normal().string();
+      if (!f.source.empty()) entry["source"] = f.source;
+      entry["bytes"] = stdfs::file_size(f.path);
+      entry["sha256"] = sha256_file_hex(f.path);
+    }
+    list.push_back(entry);
   }
   return Json{{"created", utc_timestamp()},
               {"tune_version", TUNE_VERSION},

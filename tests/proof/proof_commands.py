@@ -1,6 +1,6 @@
 """What the preference proofs share: `tune` run as a user runs it (the commands in the configs'
-headers, relative paths under a working directory, 2 threads), and the addition task those
-commands start from."""
+headers, relative paths under a working directory, 2 threads, the cache of built-in models in that
+directory), and the addition task those commands start from."""
 import fcntl
 import hashlib
 import os
@@ -18,7 +18,7 @@ needs_tune = pytest.mark.skipif(not TUNE, reason="TUNE_BIN not set (run through 
 def tune(*args, cwd, capture=False):
     """Runs tune in `cwd`; returns its stdout when `capture`."""
     r = subprocess.run([TUNE, *map(str, args)], check=True, cwd=cwd, capture_output=capture, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "2"})
+                       env={**os.environ, "OMP_NUM_THREADS": "2", "TUNE_CACHE_DIR": str(Path(cwd) / "cache")})
     return r.stdout
 
 

@@ -1,7 +1,9 @@
 """Learning proof for `tune dpo`: an SFT'd tiny model that is deliberately imperfect (the SFT
 preset stopped early) samples the correct sum for some prompts; DPO on addition_pref pairs (the
 correct sum preferred to a near miss) must raise the share of correct sampled answers (temperature
-1, fixed seed, >= 200 held-out prompts) by >= 30 points. Commands as in docs/dpo.md.
+1, fixed seed, >= 200 held-out prompts) by >= 30 points. Commands as in the header of
+configs/dpo/tiny.yaml and docs/dpo.md: the presets as they are (the built-in tiny model, synth: data)
+but for the SFT run's length and the model DPO starts from.
 """
 import json
 
@@ -18,9 +20,7 @@ def sampled_accuracy(model, prompts_file, cwd):
 
 
 def test_dpo_raises_share_of_correct_sampled_answers(tmp_path):
-    make_short_sft_model(tmp_path)
-    tune("data", "synth", "--task", "addition_pref", "--count", 4000, "--seed", 21, "--exclude",
-         "runs/data/addition-test.jsonl", "--out", "runs/data/addition-pref-train.jsonl", cwd=tmp_path)
+    make_short_sft_model(tmp_path)  # also runs/data/addition-test.jsonl: the held-out problems the pairs avoid
 
     # Held-out prompts with their answers, in the format `tune generate --input` reads.
     prompts = tmp_path / "runs/data/prompts.jsonl"
@@ -30,7 +30,7 @@ def test_dpo_raises_share_of_correct_sampled_answers(tmp_path):
             f.write(json.dumps({"prompt": r["messages"][0]["content"], "answer": r["answer"]}) + "\n")
 
     before, n = sampled_accuracy("runs/sft-tiny-short/final", prompts, tmp_path)
-    tune("dpo", "--config", SOURCE / "configs/dpo/tiny.yaml", cwd=tmp_path)
+    tune("dpo", "--config", SOURCE / "configs/dpo/tiny.yaml", "model.path=runs/sft-tiny-short/final", cwd=tmp_path)
     after, _ = sampled_accuracy("runs/dpo-tiny/final", prompts, tmp_path)
     print(f"sampled exact match on {n} held-out prompts: SFT {before:.3f} -> DPO {after:.3f}")
     metrics = [json.loads(line) for line in (tmp_path / "runs/dpo-tiny/metrics.jsonl").read_text().splitlines()]

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "tune/core/error.h"
@@ -96,6 +99,77 @@ TEST(Synthetic, ImpossibleRequestsAreUsageErrors) {
   // 2-digit strings: 100 distinct reversal prompts, for both reversal tasks.
   EXPECT_THROW(make_synthetic({.task = "reverse_pref", .count = 101, .seed = 1, .digits = 2}), UsageError);
   EXPECT_EQ(make_synthetic({.task = "reverse_pref", .count = 100, .seed = 1, .digits = 2}).size(), 100u);
+}
+
+TEST(SyntheticSource, DefaultsAreThoseOfDataSynth) {
+  SynthOptions o = parse_synthetic_source("synth:reverse");
+  EXPECT_EQ(o.task, "reverse");
+  EXPECT_EQ(o.count, 1000);
+  EXPECT_EQ(o.seed, 1u);
+  EXPECT_EQ(o.digits, 2);
+  EXPECT_TRUE(o.exclude_prompts.empty());
+  o = parse_synthetic_source("synth:addition_pref?digits=3&seed=77&count=12");
+  EXPECT_EQ(o.task, "addition_pref");
+  EXPECT_EQ(o.count, 12);
+  EXPECT_EQ(o.seed, 77u);
+  EXPECT_EQ(o.digits, 3);
+}
+
+TEST(SyntheticSource, JsonlIsWhatDataSynthWrites) {
+  auto recs = make_synthetic({.task = "addition", .count = 40, .seed = 5, .digits = 2});
+  std::string expected;
+  for (const auto& r : recs) expected += r.dump() + "\n";
+  EXPECT_EQ(synthetic_source_jsonl("synth:addition?count=40&seed=5"), expected);
+  EXPECT_TRUE(is_synthetic_source("synth:addition"));
+  EXPECT_FALSE(is_synthetic_source("runs/data/synth:addition.jsonl"));
+}
+
+TEST(SyntheticSource, NestedExclusionsKeepAChainOfSetsDisjoint) {
+  // train (seed 1) -> test excludes train -> preference pairs exclude test: as the DPO preset does.
+  const std::string train = "synth:addition?count=2000&seed=1&digits=2";
+  const std::string test = "synth:addition?count=300&seed=2&exclude=" + train;
+  const std::string pref = "synth:addition_pref?count=500&seed=21&exclude=" + test;
+  auto prompts = [](const std::string& source) {
+    std::set<std::string> out;
+    for (const auto& p : prompts_of_source(source)) out.insert(p);
+    return out;
+  };
+  auto tr = prompts(train), te = prompts(test), pr = prompts(pref);
+  EXPECT_EQ(tr.size(), 2000u);
+  EXPECT_EQ(te.size(), 300u);
+  EXPECT_EQ(pr.size(), 500u);
+  for (const auto& p : te) EXPECT_EQ(tr.count(p), 0u) << p;
+  for (const auto& p : pr) EXPECT_EQ(te.count(p), 0u) << p;
+  // Excluding changes only which prompts are kept, as --exclude does.
+  std::vector<std::string> train_prompts(tr.begin(), tr.end());
+  auto direct = make_synthetic({.task = "addition", .count = 300, .seed = 2, .digits = 2, .exclude_prompts = train_prompts});
+  EXPECT_EQ(synthetic_source_jsonl(test), synthetic_jsonl(direct));
+}
+
+TEST(SyntheticSource, ExcludeReadsAFileOfRecords) {
+  auto path = std::filesystem::temp_directory_path() / ("tune-synth-exclude-" + std::to_string(::getpid()) + ".jsonl");
+  const std::string train = "synth:reverse?digits=3&count=600&seed=4";
+  {
+    std::ofstream f(path);
+    f << synthetic_source_jsonl(train) << "\n";  // a trailing blank line is skipped
+  }
+  EXPECT_EQ(synthetic_source_jsonl("synth:reverse?digits=3&count=300&seed=9&exclude=" + path.string()),
+            synthetic_source_jsonl("synth:reverse?digits=3&count=300&seed=9&exclude=" + train));
+  std::filesystem::remove(path);
+}
+
+TEST(SyntheticSource, MalformedSourcesAreUsageErrors) {
+  for (const char* bad : {"synth:", "synth:nope", "synth:addition?count", "synth:addition?count=-1", "synth:addition?count=1x",
+                          "synth:addition?seed=1&seed=2", "synth:addition?digits=0", "synth:addition?color=red",
+                          "synth:addition?exclude=", "synth:addition?count=1&", "runs/data/train.jsonl"})
+    EXPECT_THROW(parse_synthetic_source(bad), UsageError) << bad;
+  try {
+    parse_synthetic_source("synth:addition?colour=red");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("synth:addition?colour=red"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown parameter 'colour'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

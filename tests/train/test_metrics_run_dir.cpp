@@ -98,7 +98,8 @@ TEST(RunDirectory, WritesConfigAndManifestWithHashesAndVersions) {
   tune::fs::write_file_atomic(dir / "tokenizer.json", "");
   tune::Json config{{"lr", 1e-5}, {"model", "tiny"}};
   stdfs::path run = dir / "run";
-  write_run_directory(run, config, {{"data", dir / "data.jsonl"}, {"tokenizer", dir / "tokenizer.json"}});
+  write_run_directory(run, config, {{"data", dir / "data.jsonl"}, {"tokenizer", dir / "tokenizer.json", "builtin:tiny"},
+                                    ManifestFile::generated("data", "synth:addition?count=1", "abc")});
 
   EXPECT_EQ(tune::read_json_file(run / "config.json"), config);
   tune::Json m = tune::read_json_file(run / "manifest.json");
@@ -107,6 +108,13 @@ TEST(RunDirectory, WritesConfigAndManifestWithHashesAndVersions) {
   EXPECT_EQ(m["files"][0]["role"], "data");
   EXPECT_EQ(m["files"][0]["bytes"], 3);
   EXPECT_EQ(m["files"][1]["sha256"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_FALSE(m["files"][0].contains("source"));
+  EXPECT_EQ(m["files"][1]["source"], "builtin:tiny");  // a file that stands for a named source
+  // A generated source has no path: the bytes and hash are those of its content.
+  EXPECT_EQ(m["files"][2]["source"], "synth:addition?count=1");
+  EXPECT_FALSE(m["files"][2].contains("path"));
+  EXPECT_EQ(m["files"][2]["bytes"], 3);
+  EXPECT_EQ(m["files"][2]["sha256"], m["files"][0]["sha256"]);
   EXPECT_EQ(m["config_sha256"], tune::sha256_hex(tune::fs::read_file(run / "config.json")));
   EXPECT_EQ(m["tune_version"], TUNE_VERSION);
   EXPECT_EQ(m["torch_version"].get<std::string>().rfind("2.", 0), 0u);

@@ -11,18 +11,20 @@
 namespace tune::algo {
 
 struct ModelSection {
-  std::string path;                    // Hugging Face model directory
+  std::string path;                    // Hugging Face model directory, or builtin:tiny (model_source.h)
   std::string dtype = "auto";          // auto: bfloat16 on CUDA, float32 on CPU
   std::string device = "auto";         // auto: cuda when available
   bool gradient_checkpointing = false;
   std::string chat_template;           // "" = the model's own; else a built-in name
+  std::string made_by;                 // the command whose run writes `path` (chained presets)
   template <class V>
   void visit(V& v) {
-    v("path", path, "Hugging Face model directory (config.json, safetensors, tokenizer)");
+    v("path", path, "Hugging Face model directory (config.json, safetensors, tokenizer), or builtin:tiny");
     v("dtype", dtype, "auto | float32 | bfloat16 | float16", config::one_of({"auto", "float32", "bfloat16", "float16"}));
     v("device", device, "auto | cpu | cuda | cuda:N");
     v("gradient_checkpointing", gradient_checkpointing, "recompute each block in backward (saves memory)");
     v("chat_template", chat_template, "built-in chat template (chatml, llama3, llama2, mistral) instead of the model's");
+    v("made_by", made_by, "the command that writes model.path (another run's output), named when it is missing");
   }
 };
 

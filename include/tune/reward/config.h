@@ -27,6 +27,7 @@ namespace tune::reward {
 // A reward model (`tune rm` output) as a term; built by algo::ModelReward.
 struct ModelOptions {
   std::string path;                 // the reward model directory (full or LoRA layout)
+  std::string made_by;              // the command whose run writes `path` (chained presets)
   std::string base;                 // LoRA layout: its base model (default: adapter_config.json's)
   std::string chat_template;        // "" = the reward model's own template; else a built-in name
   std::string normalize = "auto";   // auto | none | stats | fixed | running
@@ -40,6 +41,7 @@ struct ModelOptions {
   void visit(V& v) {
     v("path", path, "reward model directory (tune rm output: full or LoRA layout)",
       config::Check<std::string>([](const std::string& p) { return p.empty() ? "must be set" : ""; }));
+    v("made_by", made_by, "the command that writes path (another run's output), named when it is missing");
     v("base", base, "LoRA reward model: its base model directory (default: from adapter_config.json)");
     v("chat_template", chat_template, "built-in chat template for the reward model instead of its own");
     v("normalize", normalize, "auto (stats when reward_stats.json has them, else running) | none | stats | fixed | running",

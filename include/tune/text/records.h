@@ -33,7 +33,8 @@ struct RecordSet {
 // True when `bytes` is well-formed UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view bytes);
 
-// Reads `path`. A first non-blank character '[' means a JSON array, anything else JSONL.
+// Reads `path`. A first non-blank character '[' means a JSON array, anything else JSONL. A
+// synthetic source ("synth:addition?count=5000&seed=1", synthetic.h) is generated instead of read.
 RecordSet read_records(const std::filesystem::path& path, const ReadOptions& options = {});
 // The same from memory; `name` is used in messages in place of a file name.
 RecordSet parse_records(std::string_view content, const std::string& name, const ReadOptions& options = {});

@@ -10,6 +10,7 @@
 //                asks for; format "prompt" gives the number as the reference)
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tune/core/json.h"
@@ -37,5 +38,27 @@ std::vector<Json> make_synthetic(const SynthOptions& options);
 
 // The reference answer of a synthetic prompt ("57+38=" -> "95"), or "" if it is not one.
 std::string synthetic_answer(const std::string& prompt);
+
+// Records as `tune data synth` writes them: one compact JSON object per line, each ending in "\n".
+std::string synthetic_jsonl(const std::vector<Json>& records);
+
+// The prompts of a JSONL file of chat or preference records (a training set whose prompts a test
+// set must not reuse), or of a synthetic source (below). A chat record's prompt is its first message.
+std::vector<std::string> prompts_of_source(const std::string& source);
+
+// Synthetic sources: a dataset path that names a synthetic task instead of a file, so shipped
+// configs run without generating files first (docs/presets.md). The records are byte-identical to
+// `tune data synth` with the same arguments.
+//   synth:<task>[?count=N&seed=S&digits=D&as=chat|prompt][&exclude=<source>]
+// Defaults are those of `tune data synth` (count 1000, seed 1, digits 2, as chat). `exclude` comes last and
+// takes the rest of the string: a JSONL file or another synthetic source, whose prompts are left out
+// (`--exclude`). A nested source may exclude in turn, so chains of disjoint sets stay one string:
+//   synth:addition?count=300&seed=2&exclude=synth:addition?count=5000&seed=1
+constexpr const char* kSynthPrefix = "synth:";
+bool is_synthetic_source(std::string_view path);
+// Parses a source (exclusions read or generated); a malformed one is a UsageError naming it.
+SynthOptions parse_synthetic_source(const std::string& source);
+// The JSONL text of a source: what `tune data synth ... --out FILE` would write into FILE.
+std::string synthetic_source_jsonl(const std::string& source);
 
 }  // namespace tune::text
