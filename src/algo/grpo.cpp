@@ -1,6 +1,7 @@
 // GRPO: rounds of rollouts -> rewards -> group advantages -> `mu` x `mini_batches` optimizer steps
 // of the shared policy loss. Everything a step needs from the round (old and reference log-probs,
 // advantages, masks) is computed once per round; the step itself reads as the loss.
+#include "tune/algo/model_source.h"
 #include "tune/algo/grpo.h"
 
 #include <chrono>
@@ -88,7 +89,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   const auto device = model.options().device();
   if (cfg.grpo.ref_sync_every > 0 && policy.use_lora())
     usage_fail("config error: grpo.ref_sync_every needs method: full (under LoRA the reference is the base model)");
-  ReferenceModel reference(policy, cfg.model.path, cfg.grpo.beta > 0 ? ReferenceMode::frozen : ReferenceMode::none);
+  ReferenceModel reference(policy, model_dir(cfg.model).string(), cfg.grpo.beta > 0 ? ReferenceMode::frozen : ReferenceMode::none);
   log::info("reference: ", reference.describe());
   reward::Composite rewards = build_reward(cfg.reward);
   rollout::RolloutEngine engine(model, rollout::engine_options(*tokenizer, cfg.engine, &policy.lora));

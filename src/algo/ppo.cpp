@@ -3,6 +3,7 @@
 // the clipped policy loss and the clipped value loss, old log-probs and old values kept. The policy
 // and the critic are separate models with separate optimizers (and learning rates); one checkpoint
 // holds both. Everything a step needs from the round is computed once per round.
+#include "tune/algo/model_source.h"
 #include "tune/algo/ppo.h"
 
 #include <algorithm>
@@ -124,7 +125,7 @@ void report_roles(const PpoConfig& cfg, bool use_critic) {
   report_dry_run(cfg.model, cfg.method);
   const auto device = resolve_device(cfg.model.device);
   const auto dtype = resolve_dtype(cfg.model.dtype, device);
-  const auto mc = model::ModelConfig::load(cfg.model.path);
+  const auto mc = model::ModelConfig::load(model_dir(cfg.model));
   const bool lora = cfg.method == "lora";
   log::info("dry run: role policy (", cfg.method, "): ", role_memory(mc, dtype, !lora), lora ? " + adapters and their AdamW" : "");
   log::info("dry run: role reference: ", lora ? "the policy with its adapters disabled, no extra memory"
@@ -213,7 +214,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   auto& model = *policy.model;
   const auto device = model.options().device();
   const bool kl_off = cfg.kl.kind == "fixed" && cfg.kl.init == 0;
-  ReferenceModel reference(policy, cfg.model.path, kl_off ? ReferenceMode::none : ReferenceMode::frozen);
+  ReferenceModel reference(policy, model_dir(cfg.model).string(), kl_off ? ReferenceMode::none : ReferenceMode::frozen);
   log::info("reference: ", reference.describe());
   reward::Composite rewards = build_reward(cfg.reward);
   std::optional<Critic> critic;

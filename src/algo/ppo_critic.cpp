@@ -1,5 +1,6 @@
 #include "algo/ppo_critic.h"
 
+#include "tune/algo/model_source.h"
 #include "tune/algo/policy.h"
 #include "tune/algo/reward_head.h"
 #include "tune/core/error.h"
@@ -63,7 +64,7 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
       usage_fail("config error: critic.init reward_model needs critic.path or a reward term of kind model "
                  "(or use critic.init: policy)");
     LoadedRewardModel rm = load_reward_model(path, dtype, device);
-    check_same_tokenizer(path, rm.tokenizer_dir, cfg.model.path, rm.model->config());
+    check_same_tokenizer(path, rm.tokenizer_dir, model_dir(cfg.model).string(), rm.model->config());
     c.model = rm.model;
     c.head = rm.score.to(torch::kFloat32).clone().set_requires_grad(true);
     const bool lora_layout = stdfs::exists(stdfs::path(path) / "adapter_config.json");
@@ -80,9 +81,9 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
     }
     c.source = str("the reward model ", path, lora_layout ? " (LoRA)" : " (full)");
   } else {
-    c.model = model::load_pretrained(cfg.model.path, dtype, device);
+    c.model = model::load_pretrained(model_dir(cfg.model).string(), dtype, device);
     c.head = init_score_head(*c.model, static_cast<uint64_t>(cfg.seed) + 7, device);
-    c.base_dir = cfg.model.path;
+    c.base_dir = model_dir(cfg.model).string();
     c.source = "the policy's initial weights, a fresh value head";
   }
   c.model->set_gradient_checkpointing(cfg.model.gradient_checkpointing);

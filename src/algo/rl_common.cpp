@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "tune/algo/model_source.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/rollout_scoring.h"
 #include "tune/algo/training_text.h"
@@ -29,7 +30,7 @@ RlPrompts load_rl_prompts(const ModelSection& model, const text::DataConfig& dat
     log::warn("rollout: top_k / top_p / repetition_penalty change the sampled distribution: the tokens are no longer "
               "drawn from the policy whose log-probs the loss uses (docs/rollout.md); RL presets leave them off");
 
-  auto tokenizer = text::Tokenizer::load(model.path);
+  auto tokenizer = text::Tokenizer::load(model_dir(model));  // a built-in materialised; a missing run named
   text::ChatMasker masker(*tokenizer, text::make_renderer(chat_template_for(model), *tokenizer));
   const text::DataSplit split = text::load_data(data);
   auto render = [&](const std::vector<text::Sample>& samples, int64_t limit) {

@@ -31,7 +31,7 @@ def make_tiny_model_and_addition_task(cwd):
          "--out", "runs/data/addition-test.jsonl", cwd=cwd)
 
 
-SFT_SHORT_STEPS = 300  # the SFT preset stopped early: an imperfect start that RL and DPO can improve
+SFT_SHORT_STEPS = 300  # the SFT preset stopped early: an imperfect start that DPO (and RL) can improve
 
 
 def _sha256(path):
@@ -42,12 +42,12 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def make_short_sft_model(cwd):
+def make_short_sft_model(cwd, steps=SFT_SHORT_STEPS):
     """The addition task (make_tiny_model_and_addition_task) and runs/sft-tiny-short: the SFT preset
-    stopped at 300 steps, as its header's commands make it. The proofs that start from it share one
+    stopped at `steps` steps, as its header's commands make it. The proofs that start from it share one
     run: it is made once per tune binary and SFT preset, in a cache beside the binary's build
     directory, and copied into `cwd` (the commands are the same; the result is deterministic)."""
-    key = hashlib.sha256((_sha256(TUNE) + _sha256(SOURCE / "configs/sft/tiny.yaml")).encode()).hexdigest()[:16]
+    key = hashlib.sha256((_sha256(TUNE) + _sha256(SOURCE / "configs/sft/tiny.yaml") + str(steps)).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("TUNE_PROOF_CACHE", Path(TUNE).resolve().parents[1] / "proof-cache")) / f"sft-short-{key}"
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.parent / ".lock", "w") as lock:
@@ -58,7 +58,7 @@ def make_short_sft_model(cwd):
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             make_tiny_model_and_addition_task(work)
-            tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", SFT_SHORT_STEPS, "-o",
+            tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", steps, "-o",
                  "runs/sft-tiny-short", "eval.every=0", cwd=work)
             work.rename(cache)
     shutil.copytree(cache / "runs", Path(cwd) / "runs", dirs_exist_ok=True)
