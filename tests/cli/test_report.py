@@ -31,7 +31,7 @@ import proof_commands  # noqa: E402  (the cached short SFT run the DPO proofs st
 
 
 def tune(*args, cwd):
-    return run_tune(*args, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return run_tune(*args, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "2", "TUNE_CACHE_DIR": str(Path(cwd) / "cache")})
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +46,11 @@ def runs(tmp_path_factory):
     dpo = ROOT / "configs/dpo/tiny.yaml"
     tune("sft", "--config", sft, "--max-steps", 30, "-o", "runs/sft-tb", "eval.every=10", "eval.max_samples=40",
          "train.log_every=5", "log.tensorboard=true", cwd=work)
-    tune("data", "synth", "--task", "addition_pref", "--count", 4000, "--seed", 21, "--exclude",
-         "runs/data/addition-test.jsonl", "--out", "runs/data/addition-pref-train.jsonl", cwd=work)
-    tune("dpo", "--config", dpo, "--max-steps", 100, "-o", "runs/dpo-nll", "train.log_every=5", "eval.every=50",
+    start = "model.path=runs/sft-tiny-short/final"  # the DPO proof's start, as in docs/dpo.md's ablation
+    tune("dpo", "--config", dpo, start, "--max-steps", 100, "-o", "runs/dpo-nll", "train.log_every=5", "eval.every=50",
          "log.tensorboard=true", cwd=work)
-    tune("dpo", "--config", dpo, "--max-steps", 150, "-o", "runs/dpo-pure", "dpo.nll_alpha=0", "optim.schedule=constant",
-         "train.log_every=1", "eval.every=50", cwd=work)
+    tune("dpo", "--config", dpo, start, "--max-steps", 150, "-o", "runs/dpo-pure", "dpo.nll_alpha=0",
+         "optim.schedule=constant", "train.log_every=1", "eval.every=50", cwd=work)
     return work
 
 
