@@ -16,7 +16,7 @@ say "2/3 build: compiling the tune binary, ~90 files (~10 min on 2 cores the fir
 TUNE_TARGET=tune bash scripts/build.sh
 
 tune=build/bin/tune
-say "3/3 train: tune sft --config configs/sft/tiny.yaml, 1200 steps from a random start (~2 min on 2 cores)"
+say "3/3 train: tune sft --config configs/sft/tiny.yaml, 1200 steps from a random start (~3 min on 2 cores)"
 $tune sft --config configs/sft/tiny.yaml --overwrite   # a rerun replaces the earlier run
 say "ask: 57+38= ->"
 $tune generate --model runs/sft-tiny/final --prompt "57+38=" --max-new-tokens 8
