@@ -554,6 +554,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
           std::map<std::string, double> m;
           for (auto it = rec.begin(); it != rec.end(); ++it)
             if (it.value().is_number()) m[it.key()] = it.value().get<double>();
+          m["policy_frozen"] = policy_frozen ? 1.0 : 0.0;  // the watcher passes over the critic's warm-up
           report_symptoms(symptoms.observe(step, m));
         }
         save_due = save_due || run.due(step, cfg.train.save_every) || step == total_steps;

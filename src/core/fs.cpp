@@ -26,24 +26,53 @@ stdfs::path temp_sibling(const stdfs::path& final_path) {
   return final_path.parent_path() / str(name, ".tmp-", ::getpid(), "-", counter++);
 }
 
-void write_file_atomic(const stdfs::path& path, std::string_view content) {
-  if (path.has_parent_path()) ensure_directory(path.parent_path());
-  auto tmp = temp_sibling(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot write ", tmp.string(), ": ", std::strerror(errno));
+namespace {
+
+// Writes all of `content` to `fd`; false with errno set on failure.
+bool write_all(int fd, std::string_view content) {
   const char* p = content.data();
   size_t left = content.size();
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail("cannot write ", tmp.string(), ": ", std::strerror(e));
+      return false;
     }
     p += n;
     left -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// A path that names a stream rather than a file (/dev/stdout, a FIFO, a terminal): it is written in
+// place, since renaming a temporary onto it would replace the device node with a regular file.
+bool is_stream(const stdfs::path& path) {
+  std::error_code ec;
+  const auto st = stdfs::status(path, ec);  // follows /dev/stdout -> /proc/self/fd/1
+  return !ec && stdfs::exists(st) && !stdfs::is_regular_file(st) && !stdfs::is_directory(st);
+}
+
+}  // namespace
+
+void write_file_atomic(const stdfs::path& path, std::string_view content) {
+  if (is_stream(path)) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fail("cannot write ", path.string(), ": ", std::strerror(errno));
+    const bool ok = write_all(fd, content);
+    const int e = errno;
+    ::close(fd);
+    if (!ok) fail("cannot write ", path.string(), ": ", std::strerror(e));
+    return;
+  }
+  if (path.has_parent_path()) ensure_directory(path.parent_path());
+  auto tmp = temp_sibling(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot write ", tmp.string(), ": ", std::strerror(errno));
+  if (!write_all(fd, content)) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail("cannot write ", tmp.string(), ": ", std::strerror(e));
   }
   // Data must be on disk before the rename makes it visible, or a crash can leave an empty file.
   if (::fsync(fd) != 0 || ::close(fd) != 0) {

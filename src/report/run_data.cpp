@@ -86,9 +86,9 @@ void read_metrics(RunData& run, const stdfs::path& path) {
     r.step = step;
     r.eval = is_eval_record(rec);
     for (auto it = rec.begin(); it != rec.end(); ++it) {
-      // Numbers only: null (a NaN written out), strings and booleans are left out.
-      if (it.key() == "step" || !it.value().is_number()) continue;
-      const double v = it.value().get<double>();
+      // Numbers, and booleans as 0 / 1 (policy_frozen); null (a NaN written out) and strings are left out.
+      if (it.key() == "step" || !(it.value().is_number() || it.value().is_boolean())) continue;
+      const double v = it.value().is_boolean() ? (it.value().get<bool>() ? 1.0 : 0.0) : it.value().get<double>();
       r.metrics[it.key()] = v;
       Series& s = (r.eval ? run.eval : run.train)[it.key()];
       s.steps.push_back(step);

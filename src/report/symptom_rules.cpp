@@ -223,11 +223,15 @@ std::optional<Finding> reward_hacking(const RuleContext& c) {
   for (size_t i = 1; i + 1 < h.size(); ++i)
     if (h[i].quality > best->quality) best = &h[i];
   const auto& now = h.back();
-  if (now.quality > best->quality) return std::nullopt;
-  if (!(now.has_reward && best->quality - now.quality >= c.thresholds.rl.hack_drop &&
-        now.reward > best->reward + c.thresholds.rl.flat_reward))
+  if (now.quality > best->quality || !now.has_reward) return std::nullopt;
+  // The reward when quality was at its best; a best measured before the reward had a full window (the
+  // evaluation at step 0) is compared with the reward's first window, the earliest it can be judged.
+  Rl rl{c};
+  if (!best->has_reward && !rl.has("reward")) return std::nullopt;
+  const double then = best->has_reward ? best->reward : rl.start("reward");
+  if (!(best->quality - now.quality >= c.thresholds.rl.hack_drop && now.reward > then + c.thresholds.rl.flat_reward))
     return std::nullopt;
-  return Finding{str("the training reward rose ", fixed(best->reward, 3), " -> ", fixed(now.reward, 3),
+  return Finding{str("the training reward rose ", fixed(then, 3), " -> ", fixed(now.reward, 3),
                      " while held-out quality fell from its best ", fixed(best->quality, 3), " to ", fixed(now.quality, 3)),
                  "the policy is exploiting the reward (reward hacking): read samples.jsonl, split the reward into terms "
                  "and add penalties for what it exploits, raise the KL coefficient, and retrain the reward model with "

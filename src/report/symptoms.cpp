@@ -42,6 +42,9 @@ SymptomWatcher::SymptomWatcher(std::string trainer, SymptomThresholds thresholds
     : trainer_(std::move(trainer)), thresholds_(thresholds) {}
 
 std::vector<Symptom> SymptomWatcher::observe(int64_t step, const std::map<std::string, double>& metrics) {
+  // The rules read the policy's behaviour. During PPO's critic warm-up the policy does not move (its KL
+  // is 0 by construction and its reward flat), which would read as a policy that cannot learn.
+  if (auto frozen = metrics.find("policy_frozen"); frozen != metrics.end() && frozen->second != 0) return {};
   for (const auto& [key, value] : metrics)
     if (std::isfinite(value)) history_.steps[key].push_back({step, value});
   ++history_.observations;

@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <thread>
 
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
@@ -34,6 +37,26 @@ TEST(Hash, Sha256KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+// `--out /dev/stdout` or a FIFO: written in place. A temporary renamed onto /dev/stdout replaced the
+// device's link with a regular file (as root) and the output never reached the reader.
+TEST(Fs, AWriteToAStreamGoesIntoTheStream) {
+  auto dir = std::filesystem::temp_directory_path() / "tune_fs_fifo_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto fifo = dir / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = fs::read_file(fifo); });
+  fs::write_file_atomic(fifo, "through the pipe");
+  reader.join();
+  EXPECT_EQ(got, "through the pipe");
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  int entries = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir)) ++entries;
+  EXPECT_EQ(entries, 1);  // no temporary beside it
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Fs, AtomicWriteReplacesAndLeavesNoTemp) {

@@ -53,7 +53,7 @@ TEST(RunData, ReadsEveryFileOfARun) {
   EXPECT_TRUE(run.records[0].eval);
   EXPECT_FALSE(run.records[1].eval);
   EXPECT_EQ(run.records[1].metrics.count("note"), 0u);        // strings are not metrics
-  EXPECT_EQ(run.records[1].metrics.count("flag"), 0u);        // nor booleans
+  EXPECT_EQ(run.records[1].metrics.at("flag"), 1.0);          // booleans are 0 / 1 (policy_frozen)
   EXPECT_EQ(run.records[1].metrics.count("nan_metric"), 0u);  // nor null (a NaN written out)
   ASSERT_EQ(run.train.at("loss").size(), 2u);
   EXPECT_EQ(run.train.at("loss").steps, (std::vector<int64_t>{25, 50}));

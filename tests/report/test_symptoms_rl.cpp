@@ -38,6 +38,23 @@ TEST(RlSymptoms, KlNearZeroAndRewardFlat) {
   EXPECT_EQ(ids, std::vector<std::string>{"kl_flat_reward"});
 }
 
+// PPO's critic warm-up: the frozen policy's KL is 0 and its reward flat by construction; those steps
+// are passed over, and the rules judge the policy from its first update on.
+TEST(RlSymptoms, TheCriticWarmUpIsPassedOver) {
+  const int warmup = 40;
+  auto moving = [](int s) { return std::map<std::string, double>{{"reward", 0.01 * s}, {"kl", 0.01}}; };
+  auto ids = run([&](int s) {
+    if (s <= warmup) return std::map<std::string, double>{{"reward", 0.3}, {"kl", 0.0}, {"policy_frozen", 1}};
+    auto m = moving(s);
+    m["policy_frozen"] = 0;
+    return m;
+  }, warmup + 40);
+  EXPECT_TRUE(ids.empty()) << ids.front();
+  // The same frozen records without the flag read as a policy that is not moving.
+  EXPECT_EQ(run([](int) { return std::map<std::string, double>{{"reward", 0.3}, {"kl", 0.0}}; }, warmup),
+            std::vector<std::string>{"kl_flat_reward"});
+}
+
 TEST(RlSymptoms, LengthsExplodingOrCollapsing) {
   EXPECT_EQ(run([](int s) { return std::map<std::string, double>{{"completion_length", 10.0 + s}, {"reward", 0.01 * s}}; }),
             std::vector<std::string>{"length_drift"});
@@ -90,6 +107,27 @@ TEST(RlSymptoms, RewardRisingWhileHeldOutQualityFallsIsHacking) {
     }
   }
   EXPECT_EQ(ids, std::vector<std::string>{"reward_hacking"});
+  // Quality best at step 0 (before any reward) and falling while the reward stays flat: the policy got
+  // worse, but not by earning more reward. The reward then is its first window, not 0.
+  SymptomWatcher flat("ppo");
+  EXPECT_TRUE(flat.observe_eval(0, {{"eval_pass@1", 0.9}}).empty());
+  for (int s = 1; s <= 60; ++s) {
+    flat.observe(s, {{"reward", 0.35 + 0.0001 * s}});
+    if (s % 10 == 0) {
+      for (const auto& x : flat.observe_eval(s, {{"eval_pass@1", 0.9 - 0.01 * s}}))
+        EXPECT_NE(x.id, "reward_hacking") << x.message;
+    }
+  }
+  // The same fall with the reward rising from its first window on: hacking.
+  SymptomWatcher rising("ppo");
+  std::vector<std::string> found;
+  rising.observe_eval(0, {{"eval_pass@1", 0.9}});
+  for (int s = 1; s <= 60; ++s) {
+    rising.observe(s, {{"reward", 0.35 + 0.01 * s}});
+    if (s % 10 == 0)
+      for (const auto& x : rising.observe_eval(s, {{"eval_pass@1", 0.9 - 0.01 * s}})) found.push_back(x.id);
+  }
+  EXPECT_EQ(found, std::vector<std::string>{"reward_hacking"});
   // Quality rising with the reward: nothing.
   SymptomWatcher healthy("grpo");
   for (int s = 1; s <= 60; ++s) {

@@ -6,7 +6,8 @@
 // synthetic streams (tests/report/test_symptoms*.cpp). Torch-free.
 //
 // A trainer feeds two kinds of records:
-//   observe(step, metrics)       one optimizer step's metrics (loss, rewards/margins, reward, kl, ...)
+//   observe(step, metrics)       one optimizer step's metrics (loss, rewards/margins, reward, kl, ...);
+//                                a step with `policy_frozen` 1 (PPO's critic warm-up) is passed over
 //   observe_eval(step, metrics)  one evaluation's record (eval_loss, eval_exact_match, eval_pass@1, ...)
 // Missing keys disable the rules that need them; non-finite values are ignored.
 #include <cstdint>
