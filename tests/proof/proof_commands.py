@@ -42,23 +42,40 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def make_short_sft_model(cwd, steps=SFT_SHORT_STEPS):
-    """The addition task (make_tiny_model_and_addition_task) and runs/sft-tiny-short: the SFT preset
-    stopped at `steps` steps, as its header's commands make it. The proofs that start from it share one
-    run: it is made once per tune binary and SFT preset, in a cache beside the binary's build
-    directory, and copied into `cwd` (the commands are the same; the result is deterministic)."""
-    key = hashlib.sha256((_sha256(TUNE) + _sha256(SOURCE / "configs/sft/tiny.yaml") + str(steps)).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("TUNE_PROOF_CACHE", Path(TUNE).resolve().parents[1] / "proof-cache")) / f"sft-short-{key}"
+def cached_runs(name, key_parts, make, cwd, marker):
+    """Makes `runs/...` once per tune binary and `key_parts` in a cache beside the binary's build
+    directory (`make(work_dir)` runs the commands there), then copies them into `cwd`. The commands are
+    the same as a user's and their result deterministic, so the proofs that start from one share it."""
+    key = hashlib.sha256("".join([_sha256(TUNE), *key_parts]).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("TUNE_PROOF_CACHE", Path(TUNE).resolve().parents[1] / "proof-cache")) / f"{name}-{key}"
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (cache / "runs/sft-tiny-short/final/config.json").exists():
+        if not (cache / marker).exists():
             shutil.rmtree(cache, ignore_errors=True)
             work = cache.with_name(cache.name + ".tmp")
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            make_tiny_model_and_addition_task(work)
-            tune("sft", "--config", SOURCE / "configs/sft/tiny.yaml", "--max-steps", steps, "-o",
-                 "runs/sft-tiny-short", "eval.every=0", cwd=work)
+            make(work)
             work.rename(cache)
     shutil.copytree(cache / "runs", Path(cwd) / "runs", dirs_exist_ok=True)
+
+
+def make_reversal_reward_model(cwd):
+    """runs/rm-tiny: the reward-model preset as it is (`tune rm --config configs/rm/tiny.yaml`), shared
+    by the reward-model proof and the PPO proof."""
+    config = SOURCE / "configs/rm/tiny.yaml"
+    cached_runs("rm-tiny", [_sha256(config)], lambda work: tune("rm", "--config", config, cwd=work), cwd,
+                 "runs/rm-tiny/final/config.json")
+
+
+def make_short_sft_model(cwd, steps=SFT_SHORT_STEPS):
+    """The addition task (make_tiny_model_and_addition_task) and runs/sft-tiny-short: the SFT preset
+    stopped at `steps` steps, as its header's commands make it (cached: cached_runs)."""
+    config = SOURCE / "configs/sft/tiny.yaml"
+
+    def make(work):
+        make_tiny_model_and_addition_task(work)
+        tune("sft", "--config", config, "--max-steps", steps, "-o", "runs/sft-tiny-short", "eval.every=0", cwd=work)
+
+    cached_runs("sft-short", [_sha256(config), str(steps)], make, cwd, "runs/sft-tiny-short/final/config.json")

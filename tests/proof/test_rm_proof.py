@@ -9,7 +9,7 @@ tiny model, synth: pairs), the held-out pairs written to a file for `tune score`
 import json
 import subprocess
 
-from proof_commands import SOURCE, TUNE, needs_tune, tune
+from proof_commands import TUNE, make_reversal_reward_model, needs_tune, tune
 
 pytestmark = needs_tune
 
@@ -20,7 +20,7 @@ def slip_kind(chosen, rejected):
 
 
 def test_reward_model_ranks_held_out_pairs(tmp_path):
-    tune("rm", "--config", SOURCE / "configs/rm/tiny.yaml", cwd=tmp_path)
+    make_reversal_reward_model(tmp_path)  # tune rm --config configs/rm/tiny.yaml (shared with the PPO proof)
     tune("data", "synth", "--task", "reverse_pref", "--digits", 4, "--count", 300, "--seed", 12,
          "--out", "runs/data/reverse-pref-test.jsonl", cwd=tmp_path)
 
