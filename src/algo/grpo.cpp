@@ -212,6 +212,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
         max_len = std::max(max_len, r.samples[i].completion_length);
         truncated += r.samples[i].truncated;
       }
+      add_term_details(scores, term_sums);
       ScoredRound scored = score_round(r, rs, scores, picked, round_opts);
       groups += scored.groups;
       flat_groups += scored.zero_variance_groups;

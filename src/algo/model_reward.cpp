@@ -84,6 +84,7 @@ struct ModelReward::Impl {
   std::unique_ptr<text::ChatMasker> masker;
   int32_t pad_id = 0;
   reward::Normalizer normalizer = reward::Normalizer::none();
+  reward::MetricSum last_raw;  // the last score() call's raw scores
 
   std::vector<int32_t> encode(const reward::Sample& s, size_t index) const {
     // The same rendering as `tune rm` training and `tune score`: prompt + the completion as the
@@ -157,9 +158,17 @@ std::vector<double> ModelReward::raw_scores(std::span<const reward::Sample> batc
 }
 
 std::vector<reward::Score> ModelReward::score(std::span<const reward::Sample> batch) {
-  std::vector<double> normalised = impl_->normalizer.apply(raw_scores(batch));
+  std::vector<double> raw = raw_scores(batch);
+  impl_->last_raw = {};
+  for (double r : raw) {
+    impl_->last_raw.sum += r;
+    impl_->last_raw.count += 1.0;
+  }
+  std::vector<double> normalised = impl_->normalizer.apply(raw);
   return {normalised.begin(), normalised.end()};
 }
+
+reward::MetricSums ModelReward::details() const { return {{"raw", impl_->last_raw}}; }
 
 const reward::Normalizer& ModelReward::normalizer() const { return impl_->normalizer; }
 

@@ -358,6 +358,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       max_len = std::max(max_len, r.samples[static_cast<size_t>(i)].completion_length);
       truncated += r.samples[static_cast<size_t>(i)].truncated;
     }
+    add_term_details(scores, term_sums);
     rollout_tokens_total += completion_tokens;
 
     // --- Old log-probs, reference log-probs, old values: the round's fixed quantities.

@@ -187,6 +187,16 @@ std::pair<double, double> mean_std(const std::vector<double>& v) {
   return {m, std::sqrt(s / static_cast<double>(v.size()))};
 }
 
+void add_term_details(const reward::Scores& scores, std::map<std::string, std::pair<double, int64_t>>& sums) {
+  for (const auto& t : scores.terms)
+    for (const auto& [key, d] : t.details) {
+      if (d.count <= 0) continue;
+      auto& s = sums[t.name + "/" + key];
+      s.first += d.sum;
+      s.second += static_cast<int64_t>(d.count);
+    }
+}
+
 Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollout::RolloutPrompt>& prompts,
                         reward::Composite& rewards, const GrpoEvalSection& eval, const rollout::SamplingConfig& base,
                         torch::Generator& generator, std::vector<RoundSample>* shown) {

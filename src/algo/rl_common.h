@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +91,10 @@ void round_logprobs(model::CausalLM& model, ReferenceModel& reference, RoundRows
 
 // Mean and population std of the values.
 std::pair<double, double> mean_std(const std::vector<double>& v);
+
+// Adds each term's details of one score_terms call (a reward model's raw scores) to a round's
+// per-term sums, keyed "<term>/<key>": logged as reward/<term>/<key> beside reward/<term>.
+void add_term_details(const reward::Scores& scores, std::map<std::string, std::pair<double, int64_t>>& sums);
 
 // Held-out pass@1, greedy and one sample per prompt at `sampling`'s temperature (as eval selects):
 // a record with eval_pass@1_greedy / _sampled, eval_reward_*, eval_truncated_*, eval_pass@1 (the

@@ -25,10 +25,13 @@ MetricSum sum_of(const std::vector<Score>& values) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, MetricSum>> Scores::sums() const {
-  std::vector<std::pair<std::string, MetricSum>> out;
+MetricSums Scores::sums() const {
+  MetricSums out;
   out.emplace_back("reward/total", sum_of(total));
-  for (const auto& t : terms) out.emplace_back("reward/" + t.name, sum_of(t.values));
+  for (const auto& t : terms) {
+    out.emplace_back("reward/" + t.name, sum_of(t.values));
+    for (const auto& [key, s] : t.details) out.emplace_back("reward/" + t.name + "/" + key, s);
+  }
   out.emplace_back("reward/null_fraction",
                    MetricSum{static_cast<double>(null_count()), static_cast<double>(total.size())});
   return out;
@@ -66,7 +69,7 @@ Scores Composite::score_terms(std::span<const Sample> batch) {
       if (values[i]) *out.total[i] += term.weight * *values[i];
       else out.total[i].reset();
     }
-    out.terms.push_back({term.name, term.weight, std::move(values)});
+    out.terms.push_back({term.name, term.weight, std::move(values), term.reward->details()});
   }
   if (terms_.empty()) out.total.assign(batch.size(), std::nullopt);  // nothing judged them
   return out;

@@ -61,6 +61,12 @@ def test_a_run_logs_ppo_metrics_and_saves_the_critic(tmp_path, tiny_model, rewar
                 "rollout_tokens_per_s"]:
         assert key in steps[0], key
     first = steps[0]
+    # The reward model's raw score beside the normalised one the trainer uses ((r - mean) / std of
+    # the RM's own calibration, normalize: stats): the mean of a linear map is the map of the mean.
+    stats = json.loads((reward_model / "reward_stats.json").read_text())
+    for r in steps:
+        assert r["reward/preference"] == pytest.approx((r["reward/preference/raw"] - stats["mean"]) / stats["std"],
+                                                       rel=1e-6, abs=1e-9)
     # Before any update the policy is the reference (KL 0), its log-probs are the sampler's, and
     # the first mini-batch's ratio is 1.
     assert abs(first["kl"]) < 1e-6 and abs(first["kl_seq"]) < 1e-5

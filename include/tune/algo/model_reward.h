@@ -38,6 +38,8 @@ class ModelReward : public reward::Reward {
   const reward::Normalizer& normalizer() const;
   Json state() const override;  // the running statistics, {} for the other modes
   void restore(const Json& state) override;
+  // "raw": the last score() call's scores before normalisation (what the RM itself said).
+  reward::MetricSums details() const override;
 
  private:
   struct Impl;

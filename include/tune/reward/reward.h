@@ -38,6 +38,13 @@ struct Sample {
 
 using Score = std::optional<double>;  // nullopt: cannot judge
 
+// A mean's parts, so means add up exactly over batches and ranks.
+struct MetricSum {
+  double sum = 0.0;
+  double count = 0.0;
+};
+using MetricSums = std::vector<std::pair<std::string, MetricSum>>;
+
 class Reward {
  public:
   virtual ~Reward() = default;
@@ -47,6 +54,9 @@ class Reward {
   // What must survive a resume (running statistics); {} when stateless.
   virtual Json state() const { return Json::object(); }
   virtual void restore(const Json& /*state*/) {}
+  // What the last score() call saw beside its values, logged as reward/<term>/<key> (a reward
+  // model: "raw", its scores before normalisation); none by default.
+  virtual MetricSums details() const { return {}; }
 };
 
 // One term's own (unweighted) values over a batch.
@@ -54,12 +64,7 @@ struct TermScores {
   std::string name;
   double weight = 1.0;
   std::vector<Score> values;
-};
-
-// A mean's parts, so means add up exactly over batches and ranks.
-struct MetricSum {
-  double sum = 0.0;
-  double count = 0.0;
+  MetricSums details;  // the term's details() for this batch
 };
 
 struct Scores {
@@ -69,9 +74,9 @@ struct Scores {
 
   int64_t null_count() const;
   // "reward/total": the total over the judged samples; "reward/<name>": that term's raw
-  // (unweighted) values over the samples it judged; "reward/null_fraction": samples whose total is
-  // null, over all samples. In configuration order.
-  std::vector<std::pair<std::string, MetricSum>> sums() const;
+  // (unweighted) values over the samples it judged, then its details as "reward/<name>/<key>";
+  // "reward/null_fraction": samples whose total is null, over all samples. In configuration order.
+  MetricSums sums() const;
   // The means of sums(); a key with count 0 is omitted.
   Json metrics() const;
 };
