@@ -13,6 +13,7 @@
 
 #include "algo/grpo_round.h"
 #include "algo/ppo_critic.h"
+#include "algo/ppo_ptx.h"
 #include "algo/rl_common.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/model_reward.h"
@@ -208,6 +209,8 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
             " epochs x ", mini_batches, " mini-batches of ", cfg.ppo.mini_batch_size, "); ", total_steps, " steps; estimator ",
             est, "; KL ", cfg.kl.kind, " from ", cfg.kl.init,
             use_critic ? str("; critic lr ", cfg.critic.lr, ", warm-up ", warmup, " steps") : std::string());
+  std::optional<PtxMix> ptx;  // loaded before the dry run returns, so a dry run checks ptx.path too
+  if (!cfg.ptx.path.empty()) ptx.emplace(cfg);
   if (dry_run) return report_roles(cfg, use_critic);
 
   Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);
@@ -490,6 +493,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
           const auto ts = RlClock::now();
           std::vector<double> counts;
           for (auto [first, n] : micro_rows) counts.push_back(policy_loss_count(loss_cfg, mb.mask.narrow(0, first, n)));
+          const double policy_count = std::accumulate(counts.begin(), counts.end(), 0.0);
           pr = opt.stepper->step(counts, [&](int i) {
             auto [first, n] = micro_rows[static_cast<size_t>(i)];
             data::Batch b = rows_batch(mb, first, n);
@@ -502,6 +506,18 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
             PolicyLossResult res = policy_loss(loss_cfg, in);
             ratio_min = std::min(ratio_min, res.ratio_min);
             ratio_max = std::max(ratio_max, res.ratio_max);
+            if (ptx) {
+              // PTX rides on the last micro-batch. The stepper divides every sum by the policy's
+              // count, so the term is scaled to be coef x the NLL per PTX token. (One process: with
+              // several ranks the count here is this rank's, not the global one.)
+              train::MetricSum shown_ptx;
+              if (i + 1 == static_cast<int>(micro_rows.size())) {
+                auto [nll, tokens] = PtxMix::nll_sum(model, ptx->batch(opt.stepper->steps_done(), device));
+                res.loss_sum = res.loss_sum + nll * (cfg.ptx.coef * policy_count / std::max(1.0, tokens));
+                shown_ptx = {nll.item<double>(), tokens};
+              }
+              res.metrics["loss/ptx"] = shown_ptx;
+            }
             return train::StepLoss{res.loss_sum, res.metrics};
           });
           t_train = seconds_since(ts);

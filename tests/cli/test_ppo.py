@@ -108,6 +108,29 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_model, reward_mo
     assert a == b
 
 
+def test_ptx_mixes_sft_records_into_each_policy_step(tmp_path, tiny_model, reward_model, reverse_prompts):
+    sft = tmp_path / "sft.jsonl"
+    run_tune("data", "synth", "--task", "reverse", "--digits", "4", "--count", "50", "--seed", "5", "--out", sft)
+    common = ["--max-steps", "8", "train.save_every=4", "eval.every=0", "eval.at_start=false", f"ptx.path={sft}",
+              "ptx.coef=0.5", "ptx.share=0.5"]  # 2 SFT records per mini-batch of 4
+    full, part = tmp_path / "full", tmp_path / "part"
+    p = run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, full, *common))
+    assert "ptx: 50 SFT records" in p.stderr and "2 per policy step" in p.stderr
+    steps = steps_of(full)
+    for r in steps:
+        # The step's loss is the policy's plus coef x the NLL per PTX token (no entropy bonus here).
+        assert r["loss/ptx"] > 0
+        assert r["loss"] == pytest.approx(r["loss/policy"] + 0.5 * r["loss/ptx"], rel=1e-5, abs=1e-6)
+    assert len({round(r["loss/ptx"], 6) for r in steps}) > 1  # each step sees other records
+    # The records a step mixes in follow from its step count: a resumed run repeats the full one.
+    run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, part, *common))
+    shutil.rmtree(part / "checkpoint-8")
+    run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, part, *common, "--resume", part / "checkpoint-4"))
+    timing = lambda r: {k: v for k, v in r.items() if not k.startswith("time/") and "per_s" not in k
+                        and k != "peak_memory_bytes"}
+    assert [timing(r) for r in steps_of(part)] == [timing(r) for r in steps]
+
+
 def test_critic_warmup_freezes_the_policy(tmp_path, tiny_model, reward_model, reverse_prompts):
     out = tmp_path / "run"
     run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, out, "--max-steps", "8", "critic.warmup_steps=4",
@@ -159,3 +182,6 @@ def test_bad_configs_are_named(tmp_path, tiny_model, reward_model, reverse_promp
     assert "critic.warmup_steps" in fails("critic.warmup_steps=100", "--max-steps", "4")
     assert "kl.values" in fails("kl.kind=schedule")
     assert "ppo.estimator" in fails("ppo.estimator=nope")
+    # PTX records must be SFT records: a prompt file is named with its first line.
+    err = fails(f"ptx.path={reverse_prompts / 'train.jsonl'}")
+    assert "ptx.path" in err and "train.jsonl:1" in err and "SFT record" in err, err

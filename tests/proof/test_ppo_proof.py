@@ -114,13 +114,12 @@ def test_ppo_with_the_reward_model_raises_sampled_exact_reversal(tmp_path, prese
     assert {"train", "eval"} <= {s["kind"] for s in samples}
 
 
-def test_a_reward_that_pays_for_length_is_hacked_and_the_watcher_says_so(tmp_path, preset):
-    test = make_reversal_policy(tmp_path, preset)
-    # The preset, its reward replaced by one that pays for every token past the first (up to the
-    # 12-token limit) and no penalty for a completion that does not end; the exact rule still judges
-    # the held-out prompts. The policy learns to stop ending its answers.
+def hackable_config(preset, tmp_path, output_dir, **extra):
+    """The preset, its reward replaced by one that pays for every token past the first (up to the
+    12-token limit) and no penalty for a completion that does not end; the exact rule still judges
+    the held-out prompts. The policy learns to stop ending its answers."""
     config = dict(preset)
-    config.update(output_dir="runs/ppo-hacked",
+    config.update(output_dir=output_dir,
                   reward={"terms": [{"name": "long", "kind": "length", "unit": "tokens", "max": 1, "scale": 11, "cap": 1,
                                      "weight": -1},
                                     {"name": "exact", "kind": "answer_match", "extract": "whole", "compare": "exact",
@@ -131,9 +130,15 @@ def test_a_reward_that_pays_for_length_is_hacked_and_the_watcher_says_so(tmp_pat
     config["optim"] = {**preset["optim"], "lr": 3.0e-4}
     config["train"] = {**preset["train"], "max_steps": 96, "log_every": 8}
     config["eval"] = {**preset["eval"], "every": 32}
-    path = tmp_path / "hacked.yaml"
+    config.update(extra)
+    path = tmp_path / (output_dir.replace("/", "-") + ".yaml")
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    tune("ppo", "--config", path, cwd=tmp_path)
+    return path
+
+
+def test_a_reward_that_pays_for_length_is_hacked_and_the_watcher_says_so(tmp_path, preset):
+    test = make_reversal_policy(tmp_path, preset)
+    tune("ppo", "--config", hackable_config(preset, tmp_path, "runs/ppo-hacked"), cwd=tmp_path)
 
     run = tmp_path / "runs/ppo-hacked"
     steps = train_steps(run)
@@ -152,3 +157,16 @@ def test_a_reward_that_pays_for_length_is_hacked_and_the_watcher_says_so(tmp_pat
     assert "reward hacking" in hacking[0]["remedy"]
     # The held-out prompts' own measurement agrees: the hacked policy rarely reverses exactly.
     assert rate(sampled(run / "final", test, tmp_path)) < 0.15
+
+    # PTX against it: the SFT run's own records mixed into every policy step (4 per mini-batch of
+    # 16, coef 1) hold the policy to the task; the exploit never takes hold and the watcher stays
+    # quiet about hacking.
+    sft_records = preset["model"]["made_by"].split("'data.datasets[0].path=")[1].split("'")[0]
+    tune("ppo", "--config", hackable_config(preset, tmp_path, "runs/ppo-ptx",
+                                            ptx={"path": sft_records, "coef": 1.0, "share": 0.25}), cwd=tmp_path)
+    run = tmp_path / "runs/ppo-ptx"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "eval_pass@1" in line]
+    print("with PTX, held-out greedy:", [(r["step"], r["eval_pass@1_greedy"]) for r in evals])
+    assert min(r["eval_pass@1_greedy"] for r in evals) >= 0.9
+    assert train_steps(run)[-1]["completion_length"] < 6
+    assert not [s for s in symptoms(run) if s["symptom"] == "reward_hacking"]

@@ -105,6 +105,21 @@ struct CriticSection {
   }
 };
 
+// PTX (InstructGPT's pretraining mix): SFT records mixed into every policy step as an NLL term,
+// against forgetting what SFT taught while the reward pulls elsewhere.
+struct PtxSection {
+  std::string path;     // SFT records (a JSONL file or a synth: source, any SFT format); empty: off
+  double coef = 0.05;   // weight of the term: loss = policy loss + coef x NLL per token (OpenRLHF 0.05)
+  double share = 0.1;   // records per policy step, as a share of the mini-batch's rows (at least 1)
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "SFT records mixed into each policy step as an NLL term (empty: off)");
+    v("coef", coef, "weight of the NLL term per token (OpenRLHF ptx_coef 0.05)", config::greater_than(0.0));
+    v("share", share, "SFT records per policy step, as a share of ppo.mini_batch_size (at least 1 record)",
+      config::greater_than(0.0));
+  }
+};
+
 struct PpoConfig {
   std::string output_dir = "runs/ppo";
   int64_t seed = 42;
@@ -120,6 +135,7 @@ struct PpoConfig {
   PpoSection ppo;
   KlControlConfig kl;
   CriticSection critic;
+  PtxSection ptx;
   OptimSection optim;
   LoopSection train;
   GrpoEvalSection eval;         // held-out pass@1 (greedy and sampled), as grpo's
@@ -145,6 +161,7 @@ struct PpoConfig {
     v.section("ppo", ppo);
     v.section("kl", kl);
     v.section("critic", critic);
+    v.section("ptx", ptx);
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);

@@ -1,0 +1,59 @@
+#include "algo/ppo_ptx.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "tune/algo/logprobs.h"
+#include "tune/algo/training_text.h"
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+
+namespace tune::algo {
+
+PtxMix::PtxMix(const PpoConfig& cfg) {
+  text::DataConfig data = cfg.data;  // the prompts' sequence settings (max_seq_len, truncation, mask)
+  data.datasets = {text::DatasetConfig{}};
+  data.datasets[0].path = cfg.ptx.path;
+  data.eval_path.clear();
+  data.eval_fraction = 0.0;
+  data.order = "random";
+  data.packing = false;
+  data.mix_size = 0;
+  TrainingText t = load_training_text(cfg.model, data);
+  for (const auto& s : t.records.train)
+    if (s.kind != text::SampleKind::chat && s.kind != text::SampleKind::text)
+      usage_fail("ptx.path: ", s.where, ": expected an SFT record (chat, prompt/completion or text), got a ",
+                 text::to_string(s.kind), " record");
+  samples_ = std::move(t.train);
+  if (samples_.samples.empty())
+    usage_fail("ptx.path: ", cfg.ptx.path, " has no record with label tokens left (", samples_.dropped_no_labels,
+               " without labels after masking, ", samples_.dropped_too_long, " too long for data.max_seq_len ",
+               data.max_seq_len, ")");
+  pad_id_ = t.pad_id;
+  per_step_ = std::max<int64_t>(1, std::llround(cfg.ptx.share * static_cast<double>(cfg.ppo.mini_batch_size)));
+  order_.resize(samples_.samples.size());
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  std::mt19937_64 rng(static_cast<uint64_t>(cfg.seed) ^ 0x505458ull);  // "PTX"
+  std::shuffle(order_.begin(), order_.end(), rng);
+  log::info("ptx: ", records(), " SFT records from ", cfg.ptx.path, ", ", per_step_, " per policy step, coef ",
+            cfg.ptx.coef);
+}
+
+data::Batch PtxMix::batch(int64_t policy_step, torch::Device device) const {
+  std::vector<const text::TokenizedSample*> rows;
+  const auto n = static_cast<int64_t>(order_.size());
+  for (int64_t j = 0; j < per_step_; ++j)
+    rows.push_back(&samples_.samples[static_cast<size_t>(order_[static_cast<size_t>((policy_step * per_step_ + j) % n)])]);
+  data::CollateOptions opts;
+  opts.pad_id = pad_id_;
+  return data::to_device(data::collate(rows, opts), device);
+}
+
+std::pair<torch::Tensor, double> PtxMix::nll_sum(model::CausalLM& model, const data::Batch& batch) {
+  torch::Tensor logp = label_logprobs(model, batch);  // [B, T], 0 off the labels; T = 1: the plain LM
+  return {-logp.sum(), static_cast<double>(batch.num_label_tokens)};
+}
+
+}  // namespace tune::algo
