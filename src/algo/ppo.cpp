@@ -35,6 +35,7 @@
 #include "tune/ops/returns.h"
 #include "tune/ops/token_logprob.h"
 #include "tune/report/symptoms.h"
+#include "tune/reward/normalize.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/prompts.h"
 #include "tune/rollout/sampling.h"
@@ -256,6 +257,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   if (critic) state.parameters.insert(state.parameters.end(), critic->trainable.begin(), critic->trainable.end());
   state.optimizer = &optimizers;
   state.stepper = &clock;
+  reward::Normalizer return_stats = reward::Normalizer::running();  // ppo.reward_scaling's statistics
   int64_t step = run.resume(cfg.resume, state);
   if (state.data_position.is_object() && state.data_position.contains("prompts")) {
     const Json& dp = state.data_position;
@@ -263,6 +265,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     set_generator_hex(generator, dp.at("rollout_rng").get<std::string>());
     rewards.restore(dp.value("reward", Json::object()));
     kl_ctl->load_state(dp.at("kl"));
+    if (dp.contains("return_stats")) return_stats.restore(dp.at("return_stats"));
     if (critic_opt) opt.stepper->load_state(dp.at("policy_stepper"));
   }
   auto save = [&](std::optional<double> metric) {
@@ -270,6 +273,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
                            {"rollout_rng", generator_hex(generator)},
                            {"reward", rewards.state()},
                            {"kl", kl_ctl->state()},
+                           {"return_stats", return_stats.state()},
                            {"policy_stepper", opt.stepper->state()}};
     run.save(state, step, metric);
   };
@@ -411,6 +415,19 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     tro.score_clip = cfg.ppo.score_clip;
     torch::Tensor ended = r.truncated.to(device).logical_not();
     torch::Tensor token_r = ops::token_rewards(score, rows.old_logp, ref_logp, mask, ended, tro);  // [N, T]
+    const torch::Tensor token_r_unscaled = token_r;  // what reward_with_kl reports
+    double reward_divisor = 1.0;
+    if (cfg.ppo.reward_scaling) {
+      // Reward scaling (Engstrom et al. 2020, "Implementation Matters"): the rewards divided by the
+      // running std of the returns (no mean shift: the sign of a reward is kept). A completion's return
+      // is its discounted sum of token rewards from its first token; every round adds its rows first.
+      torch::Tensor first = mask.to(torch::kFloat32).argmax(1, /*keepdim=*/true);  // [N, 1]
+      torch::Tensor ret = ops::discounted_returns(token_r, mask, cfg.ppo.gamma).gather(1, first).squeeze(1);  // [N]
+      ret = ret.index({mask.sum(1).gt(0)}).to(torch::kCPU).to(torch::kFloat64).contiguous();
+      return_stats.apply(std::vector<double>(ret.data_ptr<double>(), ret.data_ptr<double>() + ret.numel()));
+      if (return_stats.std() > 1e-8) reward_divisor = return_stats.std();
+      token_r = token_r / reward_divisor;
+    }
 
     // --- Advantages and returns.
     torch::Tensor advantages, returns;
@@ -434,7 +451,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     const double rows_on = std::max<double>(1.0, row_on.sum().item<double>());
     torch::Tensor kl_seq = kl_tok.sum(1);                             // [N] per-sequence KL
     const double kl_seq_mean = (kl_seq * row_on).sum().item<double>() / rows_on;
-    const double reward_with_kl = ((token_r * mask).sum(1) * row_on).sum().item<double>() / rows_on;
+    const double reward_with_kl = ((token_r_unscaled * mask).sum(1) * row_on).sum().item<double>() / rows_on;
     auto [score_mean, score_std] = mean_std(judged);
     Json round = {{"reward", score_mean},
                   {"reward_std", score_std},
@@ -444,6 +461,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
                   {"kl_seq", kl_seq_mean},
                   {"kl_max", masked_max(kl_tok, mask)},
                   {"kl_coef", kl_coef},
+                  {"reward_scale", reward_divisor},
                   {"advantages/mean", adv_mean},
                   {"advantages/std", adv_std},
                   {"completion_length", N ? static_cast<double>(completion_tokens) / N : 0.0},

@@ -91,7 +91,7 @@ def test_a_run_logs_ppo_metrics_and_saves_the_critic(tmp_path, tiny_model, rewar
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_model, reward_model, reverse_prompts):
     # Adaptive KL: the coefficient moves each round, so its state must travel with the checkpoint too.
     common = ["--max-steps", "8", "train.save_every=4", "eval.every=0", "eval.at_start=false", "kl.kind=adaptive",
-              "kl.horizon=50"]
+              "kl.horizon=50", "ppo.reward_scaling=true"]  # the return statistics travel too
     full, part = tmp_path / "full", tmp_path / "part"
     run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, full, *common))
     run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, part, *common))
@@ -105,6 +105,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_model, reward_mo
     b = {r["step"]: timing(r) for r in steps_of(part)}
     assert sorted(a) == list(range(1, 9))
     assert a[5]["kl_coef"] != a[1]["kl_coef"]  # the controller moved after the first round
+    assert a[5]["reward_scale"] != a[1]["reward_scale"] and a[1]["reward_scale"] > 0
     assert a == b
 
 
@@ -129,6 +130,22 @@ def test_ptx_mixes_sft_records_into_each_policy_step(tmp_path, tiny_model, rewar
     timing = lambda r: {k: v for k, v in r.items() if not k.startswith("time/") and "per_s" not in k
                         and k != "peak_memory_bytes"}
     assert [timing(r) for r in steps_of(part)] == [timing(r) for r in steps]
+
+
+def test_reward_scaling_divides_the_rewards_by_the_returns_std(tmp_path, tiny_model, reward_model, reverse_prompts):
+    common = ["--max-steps", "4", "eval.every=0", "eval.at_start=false"]
+    plain, scaled = tmp_path / "plain", tmp_path / "scaled"
+    run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, plain, *common))
+    run_tune(*ppo_args(tiny_model, reward_model, reverse_prompts, scaled, *common, "ppo.reward_scaling=true"))
+    a, b = steps_of(plain)[0], steps_of(scaled)[0]
+    assert a["reward_scale"] == 1.0
+    # The same first round (nothing has moved yet): the same rewards, reported unscaled.
+    assert b["reward_with_kl"] == pytest.approx(a["reward_with_kl"]) and b["reward"] == pytest.approx(a["reward"])
+    # Before any update the KL is 0, so a completion's return is its score: the divisor is the std of
+    # the round's scores (population std, as the running statistics keep it).
+    assert b["reward_scale"] == pytest.approx(a["reward_std"], rel=1e-4) and b["reward_scale"] != 1.0
+    # The advantages differ (GAE adds the critic's unscaled values to the scaled rewards).
+    assert b["advantages/mean"] != pytest.approx(a["advantages/mean"])
 
 
 def test_critic_warmup_freezes_the_policy(tmp_path, tiny_model, reward_model, reverse_prompts):

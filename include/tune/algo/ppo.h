@@ -47,6 +47,7 @@ struct PpoSection {
   double missing_eos_penalty = 0.0;  // subtracted from the score of a completion without EOS (TRL)
   double score_clip = 0.0;           // |score| clipped before use; 0 = off (OpenRLHF 10)
   bool mask_truncated = false;       // completions cut by max_new_tokens take no part in the loss
+  bool reward_scaling = false;       // per-token rewards / running std of the sequences' returns
   bool symptoms = true;
   int64_t log_samples = 4;           // completions per round written to samples.jsonl
   template <class V>
@@ -76,6 +77,8 @@ struct PpoSection {
       config::at_least(0.0));
     v("score_clip", score_clip, "scores clipped to [-c, c] before use (0 = off; OpenRLHF 10)", config::at_least(0.0));
     v("mask_truncated", mask_truncated, "completions cut by the length limit take no part in the loss");
+    v("reward_scaling", reward_scaling,
+      "divide the per-token rewards by the running std of the completions' returns (Engstrom et al. 2020)");
     v("symptoms", symptoms, "watch the metrics for known RL pathologies and print the remedy");
     v("log_samples", log_samples, "completions per round written to samples.jsonl", config::at_least<int64_t>(0));
   }
