@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <numeric>
 #include <random>
 
 #include "algo/grpo_round.h"
+#include "algo/ptx.h"
 #include "algo/rl_common.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/model_reward.h"
@@ -82,6 +84,8 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
             cfg.grpo.prompts_per_round, " prompts x G ", cfg.grpo.group_size, ", ", steps_per_round,
             " optimizer steps each (mu ", cfg.grpo.mu, " x ", cfg.grpo.mini_batches, " mini-batches); ", total_steps,
             " steps; loss ", cfg.grpo.loss, ", beta ", cfg.grpo.beta, cfg.grpo.dynamic_sampling ? ", dynamic sampling" : "");
+  std::optional<PtxMix> ptx;  // loaded before the dry run returns, so a dry run checks ptx.path too
+  if (!cfg.ptx.path.empty()) ptx.emplace(cfg.model, cfg.data, cfg.ptx, rows_per_round / cfg.grpo.mini_batches, cfg.seed);
   if (dry_run) return report_dry_run(cfg.model, cfg.method);
 
   Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);
@@ -276,6 +280,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
           counts.push_back(policy_loss_count(loss_cfg, rows.mask.narrow(0, first, n)));
         }
         double gap_max = 0, ratio_min = 1, ratio_max = 1;
+        const double policy_count = std::accumulate(counts.begin(), counts.end(), 0.0);
         train::StepResult r = opt.stepper->step(counts, [&](int i) {
           auto [first, n] = micro_rows[static_cast<size_t>(i)];
           data::Batch b = rows_batch(rows, first, n);
@@ -296,6 +301,9 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
           }
           ratio_min = std::min(ratio_min, res.ratio_min);
           ratio_max = std::max(ratio_max, res.ratio_max);
+          if (ptx)
+            ptx->add_to(res, i + 1 == static_cast<int>(micro_rows.size()), model, opt.stepper->steps_done(), policy_count,
+                        device);
           return train::StepLoss{res.loss_sum, res.metrics};
         });
         const double t_train = seconds_since(t_train0);

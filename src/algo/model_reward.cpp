@@ -85,6 +85,7 @@ struct ModelReward::Impl {
   int32_t pad_id = 0;
   reward::Normalizer normalizer = reward::Normalizer::none();
   reward::MetricSum last_raw;  // the last score() call's raw scores
+  const lora::AdapterRoles* roles = nullptr;  // on a shared base: its adapters are the role named `key`
 
   std::vector<int32_t> encode(const reward::Sample& s, size_t index) const {
     // The same rendering as `tune rm` training and `tune score`: prompt + the completion as the
@@ -102,7 +103,8 @@ struct ModelReward::Impl {
   }
 };
 
-ModelReward::ModelReward(const reward::ModelOptions& options, const std::string& key) : impl_(std::make_unique<Impl>()) {
+ModelReward::ModelReward(const reward::ModelOptions& options, const std::string& key, SharedBase* shared)
+    : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.options = options;
   m.key = key;
@@ -115,7 +117,12 @@ ModelReward::ModelReward(const reward::ModelOptions& options, const std::string&
   } catch (const UsageError&) {
     usage_fail("config error: ", key, ".device: '", options.device, "' is not available (auto, cpu, cuda, cuda:N)");
   }
-  m.rm = load_reward_model(options.path, resolve_dtype(options.dtype, m.device), m.device, options.base);
+  m.rm = load_reward_model(options.path, resolve_dtype(options.dtype, m.device), m.device, options.base,
+                           shared ? shared->model : nullptr);
+  if (shared) {
+    shared->roles.add(key, m.rm.lora);
+    m.roles = &shared->roles;
+  }
   m.tokenizer = text::Tokenizer::load(m.rm.tokenizer_dir);
   m.masker = std::make_unique<text::ChatMasker>(
       *m.tokenizer, text::make_renderer(template_of(m.rm.tokenizer_dir, options.chat_template, key), *m.tokenizer));
@@ -133,6 +140,13 @@ std::vector<int32_t> ModelReward::encode(const reward::Sample& sample) const { r
 
 std::vector<double> ModelReward::raw_scores(std::span<const reward::Sample> batch) {
   auto& m = *impl_;
+  // On a shared base: this model's adapters, in eval mode (no LoRA dropout), the policy's mode after.
+  std::optional<lora::AdapterRoles::Use> as_rm;
+  const bool was_training = m.rm.model->is_training();
+  if (m.roles) {
+    as_rm.emplace(m.roles->use(m.key));
+    m.rm.model->eval();
+  }
   std::vector<text::TokenizedSample> seqs(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) seqs[i].input_ids = m.encode(batch[i], i);
   for (auto& s : seqs) s.labels.assign(s.input_ids.size(), text::kIgnoreIndex);  // collate wants labels
@@ -154,6 +168,7 @@ std::vector<double> ModelReward::raw_scores(std::span<const reward::Sample> batc
     auto acc = r.accessor<double, 1>();
     for (size_t j = 0; j < rows.size(); ++j) out[order[start + j]] = acc[static_cast<int64_t>(j)];
   }
+  if (m.roles) m.rm.model->train(was_training);
   return out;
 }
 
@@ -176,11 +191,11 @@ Json ModelReward::state() const { return impl_->normalizer.state(); }
 
 void ModelReward::restore(const Json& state) { impl_->normalizer.restore(state); }
 
-reward::Composite build_reward(const reward::RewardConfig& config, const std::string& prefix) {
+reward::Composite build_reward(const reward::RewardConfig& config, const std::string& prefix, SharedBase* shared) {
   return reward::build(
       config,
-      [](const reward::ModelOptions& options, const std::string& key) -> std::unique_ptr<reward::Reward> {
-        return std::make_unique<ModelReward>(options, key);
+      [shared](const reward::ModelOptions& options, const std::string& key) -> std::unique_ptr<reward::Reward> {
+        return std::make_unique<ModelReward>(options, key, shared);
       },
       prefix);
 }

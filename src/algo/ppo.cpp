@@ -13,7 +13,8 @@
 
 #include "algo/grpo_round.h"
 #include "algo/ppo_critic.h"
-#include "algo/ppo_ptx.h"
+#include "algo/ppo_shared_base.h"
+#include "algo/ptx.h"
 #include "algo/rl_common.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/model_reward.h"
@@ -123,8 +124,16 @@ std::optional<model::ModelConfig> reward_model_config(const std::string& path, c
 }
 
 // The dry-run plan: every role, what it is and the memory it holds.
-void report_roles(const PpoConfig& cfg, bool use_critic) {
+void report_roles(const PpoConfig& cfg, bool use_critic, const SharedBasePlan& shared) {
   report_dry_run(cfg.model, cfg.method);
+  if (shared.share)
+    log::info("dry run: shared base: one copy of ", model_dir(cfg.model).string(), " (",
+              role_memory(model::ModelConfig::load(model_dir(cfg.model)), resolve_dtype(cfg.model.dtype,
+                                                                                           resolve_device(cfg.model.device)),
+                          false),
+              ") for ", join(shared.roles, ", "), "; each role adds only its adapters (the lines below count the base once each)");
+  else if (cfg.method == "lora")
+    log::info("dry run: shared base: no, ", shared.why_not);
   const auto device = resolve_device(cfg.model.device);
   const auto dtype = resolve_dtype(cfg.model.dtype, device);
   const auto mc = model::ModelConfig::load(model_dir(cfg.model));
@@ -211,18 +220,36 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
             est, "; KL ", cfg.kl.kind, " from ", cfg.kl.init,
             use_critic ? str("; critic lr ", cfg.critic.lr, ", warm-up ", warmup, " steps") : std::string());
   std::optional<PtxMix> ptx;  // loaded before the dry run returns, so a dry run checks ptx.path too
-  if (!cfg.ptx.path.empty()) ptx.emplace(cfg);
-  if (dry_run) return report_roles(cfg, use_critic);
+  if (!cfg.ptx.path.empty()) ptx.emplace(cfg.model, cfg.data, cfg.ptx, cfg.ppo.mini_batch_size, cfg.seed);
+  const SharedBasePlan shared_plan = plan_shared_base(cfg, use_critic);
+  if (dry_run) return report_roles(cfg, use_critic, shared_plan);
 
   Policy policy = load_policy(cfg.model, cfg.method, cfg.lora);
   auto& model = *policy.model;
   const auto device = model.options().device();
   const bool kl_off = cfg.kl.kind == "fixed" && cfg.kl.init == 0;
+  // One base for every LoRA role: the policy's adapters leave the slots, the critic's and the reward
+  // models' are loaded onto the same model, then one switch per projection runs the active role's.
+  std::optional<SharedBase> shared;
+  if (shared_plan.share) {
+    shared.emplace();
+    shared->model = policy.model;
+    shared->roles.add("policy", policy.lora);
+  }
+  SharedBase* on_shared = shared ? &*shared : nullptr;
   ReferenceModel reference(policy, model_dir(cfg.model).string(), kl_off ? ReferenceMode::none : ReferenceMode::frozen);
   log::info("reference: ", reference.describe());
-  reward::Composite rewards = build_reward(cfg.reward);
+  reward::Composite rewards = build_reward(cfg.reward, "reward", on_shared);
   std::optional<Critic> critic;
-  if (use_critic) critic = load_critic(cfg, device, resolve_dtype(cfg.model.dtype, device), pad_id_of(*tokenizer));
+  if (use_critic)
+    critic = load_critic(cfg, device, resolve_dtype(cfg.model.dtype, device), pad_id_of(*tokenizer), on_shared);
+  if (shared) {
+    shared->roles.install();
+    log::info("shared base: one copy of ", model_dir(cfg.model).string(), " for ", join(shared_plan.roles, ", "),
+              " (LoRA adapters per role)");
+  } else if (cfg.method == "lora") {
+    log::info("shared base: no, ", shared_plan.why_not);
+  }
   rollout::RolloutEngine engine(model, rollout::engine_options(*tokenizer, cfg.engine, &policy.lora));
   torch::Generator generator = rollout::make_generator(device, static_cast<uint64_t>(cfg.seed));
   PromptOrder order(static_cast<int64_t>(train_prompts.size()), static_cast<uint64_t>(cfg.data.seed));
@@ -524,18 +551,9 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
             PolicyLossResult res = policy_loss(loss_cfg, in);
             ratio_min = std::min(ratio_min, res.ratio_min);
             ratio_max = std::max(ratio_max, res.ratio_max);
-            if (ptx) {
-              // PTX rides on the last micro-batch. The stepper divides every sum by the policy's
-              // count, so the term is scaled to be coef x the NLL per PTX token. (One process: with
-              // several ranks the count here is this rank's, not the global one.)
-              train::MetricSum shown_ptx;
-              if (i + 1 == static_cast<int>(micro_rows.size())) {
-                auto [nll, tokens] = PtxMix::nll_sum(model, ptx->batch(opt.stepper->steps_done(), device));
-                res.loss_sum = res.loss_sum + nll * (cfg.ptx.coef * policy_count / std::max(1.0, tokens));
-                shown_ptx = {nll.item<double>(), tokens};
-              }
-              res.metrics["loss/ptx"] = shown_ptx;
-            }
+            if (ptx)
+              ptx->add_to(res, i + 1 == static_cast<int>(micro_rows.size()), model, opt.stepper->steps_done(),
+                          policy_count, device);
             return train::StepLoss{res.loss_sum, res.metrics};
           });
           t_train = seconds_since(ts);
@@ -544,6 +562,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
           const auto ts = RlClock::now();
           std::vector<double> counts;
           for (auto [first, n] : micro_rows) counts.push_back(mb.mask.narrow(0, first, n).sum().item<double>());
+          auto as_critic = critic->use();  // the forward and the backward (a recompute too)
           cr = critic_opt->stepper->step(counts, [&](int i) {
             auto [first, n] = micro_rows[static_cast<size_t>(i)];
             data::Batch b = rows_batch(mb, first, n);

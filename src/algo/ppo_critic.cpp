@@ -54,7 +54,13 @@ void check_same_tokenizer(const stdfs::path& rm_dir, const stdfs::path& rm_token
 
 }  // namespace
 
-Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::ScalarType dtype, int32_t pad_id) {
+std::optional<lora::AdapterRoles::Use> Critic::use() const {
+  if (!roles) return std::nullopt;
+  return roles->use("critic");
+}
+
+Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::ScalarType dtype, int32_t pad_id,
+                   SharedBase* shared) {
   Critic c;
   c.pad_id = pad_id;
   const auto& section = cfg.critic;
@@ -63,7 +69,7 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
     if (path.empty())
       usage_fail("config error: critic.init reward_model needs critic.path or a reward term of kind model "
                  "(or use critic.init: policy)");
-    LoadedRewardModel rm = load_reward_model(path, dtype, device);
+    LoadedRewardModel rm = load_reward_model(path, dtype, device, "", shared ? shared->model : nullptr);
     check_same_tokenizer(path, rm.tokenizer_dir, model_dir(cfg.model).string(), rm.model->config());
     c.model = rm.model;
     c.head = rm.score.to(torch::kFloat32).clone().set_requires_grad(true);
@@ -81,7 +87,7 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
     }
     c.source = str("the reward model ", path, lora_layout ? " (LoRA)" : " (full)");
   } else {
-    c.model = model::load_pretrained(model_dir(cfg.model).string(), dtype, device);
+    c.model = shared ? shared->model : model::load_pretrained(model_dir(cfg.model).string(), dtype, device);
     c.head = init_score_head(*c.model, static_cast<uint64_t>(cfg.seed) + 7, device);
     c.base_dir = model_dir(cfg.model).string();
     c.source = "the policy's initial weights, a fresh value head";
@@ -106,6 +112,12 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
     }
   }
   c.trainable.emplace_back("critic.score.weight", c.head);
+  if (shared) {
+    TUNE_CHECK(!c.lora.empty(), "critic: a shared base needs the critic's LoRA adapters");
+    shared->roles.add("critic", c.lora);
+    c.roles = &shared->roles;
+    c.source += ", on the shared base";
+  }
   int64_t n = 0;
   for (const auto& [name, t] : c.trainable) n += t.numel();
   log::info("critic: ", c.source, "; ", human_count(static_cast<double>(n)), " trainable (",
@@ -115,6 +127,7 @@ Critic load_critic(const PpoConfig& cfg, const torch::Device& device, torch::Sca
 }
 
 torch::Tensor critic_values(Critic& critic, const data::Batch& batch) {
+  auto as_critic = critic.use();
   model::ForwardArgs args;
   args.input_ids = batch.input_ids;  // [B, T], right padded: positions 0..T-1, no mask needed
   torch::Tensor hidden = critic.model->forward_hidden(args);  // [B, T, D]

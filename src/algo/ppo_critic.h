@@ -8,13 +8,16 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tune/algo/ppo.h"
 #include "tune/algo/sections.h"
+#include "tune/algo/shared_base.h"
 #include "tune/data/collate.h"
 #include "tune/lora/config.h"
 #include "tune/lora/inject.h"
+#include "tune/lora/roles.h"
 #include "tune/model/causal_lm.h"
 #include "tune/train/optimizer.h"
 
@@ -29,6 +32,11 @@ struct Critic {
   std::filesystem::path base_dir;    // the weights' origin: tokenizer files, LoRA base
   std::string source;                // for the log: "reward model runs/rm/final (full)", "the policy's weights"
   int32_t pad_id = 0;
+  const lora::AdapterRoles* roles = nullptr;  // a shared base: its adapters are role "critic" there
+
+  // While alive, the shared base runs the critic's adapters (nothing without a shared base). Hold it
+  // over a step's forward and backward (a recompute under gradient checkpointing needs it too).
+  std::optional<lora::AdapterRoles::Use> use() const;
 };
 
 // The directory the critic starts from under critic.init reward_model: critic.path, else the first
@@ -37,8 +45,10 @@ std::string critic_reward_model_path(const PpoConfig& config);
 
 // Loads the critic of `config.critic` on `device` / `dtype`. The reward-model start checks that its
 // vocabulary matches the policy's (the critic reads the policy's token ids) and, when both have a
-// tokenizer.json, that the files are identical.
-Critic load_critic(const PpoConfig& config, const torch::Device& device, torch::ScalarType dtype, int32_t pad_id);
+// tokenizer.json, that the files are identical. With `shared` (plan_shared_base said so) its
+// adapters go onto the shared base as role "critic" instead of onto a model of its own.
+Critic load_critic(const PpoConfig& config, const torch::Device& device, torch::ScalarType dtype, int32_t pad_id,
+                   SharedBase* shared = nullptr);
 
 // Values [B, T] float32, label-aligned: column 0 is 0, column t = head . hidden[t - 1]. With the
 // graph (training) or under NoGradGuard (old values).

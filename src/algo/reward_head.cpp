@@ -142,7 +142,8 @@ void save_reward_model(model::CausalLM& model, const lora::LoraSet& lora, const 
 }
 
 LoadedRewardModel load_reward_model(const stdfs::path& dir, torch::ScalarType dtype, torch::Device device,
-                                    const std::string& base_override) {
+                                    const std::string& base_override, std::shared_ptr<model::CausalLM> onto) {
+  const bool shared_base = onto != nullptr;
   LoadedRewardModel out;
   out.stats = load_stats(dir);
   if (stdfs::exists(dir / "adapter_config.json")) {
@@ -152,7 +153,7 @@ LoadedRewardModel load_reward_model(const stdfs::path& dir, torch::ScalarType dt
       base = config["base_model_name_or_path"].get<std::string>();
     if (base.empty() || !stdfs::exists(stdfs::path(base) / "config.json"))
       usage_fail(dir.string(), ": LoRA reward model whose base model '", base, "' is not a local model directory (pass --base)");
-    out.model = model::load_pretrained(base, dtype, device);
+    out.model = onto ? std::move(onto) : model::load_pretrained(base, dtype, device);
     // The score head travels as a saved module; the rest is a plain LoRA adapter.
     config["modules_to_save"] = nullptr;
     config["task_type"] = nullptr;
@@ -176,6 +177,7 @@ LoadedRewardModel load_reward_model(const stdfs::path& dir, torch::ScalarType dt
     out.lora = lora::attach_adapter(*out.model, files, dir.string());
     out.tokenizer_dir = stdfs::exists(dir / "tokenizer.json") || stdfs::exists(dir / "tokenizer.model") ? dir : stdfs::path(base);
   } else {
+    TUNE_CHECK(!onto, dir.string(), ": a full reward model cannot go onto a shared base");
     // A classifier has no LM head: build the decoder with a tied head so none is expected.
     auto config = model::ModelConfig::load(dir);
     config.tie_word_embeddings = true;
@@ -197,7 +199,7 @@ LoadedRewardModel load_reward_model(const stdfs::path& dir, torch::ScalarType dt
   if (out.score.dim() != 2 || out.score.size(0) != 1 || out.score.size(1) != out.model->config().hidden_size)
     fail(dir.string(), ": score.weight must be [1, ", out.model->config().hidden_size, "], got ", out.score.sizes());
   out.score = out.score.to(device);
-  out.model->eval();
+  if (!shared_base) out.model->eval();  // a shared base keeps its mode: the policy's trainer owns it
   return out;
 }
 

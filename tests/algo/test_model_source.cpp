@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 
+#include "support/error_text.h"
 #include "tune/algo/model_source.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
@@ -42,14 +43,7 @@ stdfs::path temp_dir(const std::string& tag) {
   return dir;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "(no usage error)";
-}
+std::string error_of(const std::function<void()>& f) { return test::error_of<UsageError>(f, "(no usage error)"); }
 
 TEST(ModelSource, CacheDirPrecedence) {
   ScopedEnv home("HOME", "/home/u"), xdg("XDG_CACHE_HOME", std::nullopt), tune("TUNE_CACHE_DIR", std::nullopt);

@@ -63,6 +63,26 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_model, prompt_da
     assert a == b
 
 
+def test_ptx_mixes_sft_records_into_each_step(tmp_path, tiny_model, prompt_data):
+    # The random model earns no reward (every advantage 0, policy loss 0): the step's loss is the PTX
+    # term alone, coef x the NLL per PTX token, and the policy still moves toward the SFT records.
+    sft = tmp_path / "sft.jsonl"
+    run_tune("data", "synth", "--task", "addition", "--count", "40", "--seed", "5", "--out", sft)
+    out = tmp_path / "run"
+    p = run_tune(*grpo_args(tiny_model, prompt_data, out, "--max-steps", "6", "eval.every=0", "eval.at_start=false",
+                            f"ptx.path={sft}", "ptx.coef=0.5", "ptx.share=0.25", "optim.lr=1e-3"))
+    assert "ptx: 40 SFT records" in p.stderr and "4 per policy step" in p.stderr  # 16 completions a step
+    steps = [r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    for r in steps:
+        assert r["loss/ptx"] > 0
+        assert r["loss"] == pytest.approx(r["loss/policy"] + 0.5 * r["loss/ptx"], rel=1e-5, abs=1e-6)
+    assert steps[-1]["loss/ptx"] < steps[0]["loss/ptx"]
+    # Prompt records are not SFT records: named with file and line.
+    bad = run_tune(*grpo_args(tiny_model, prompt_data, tmp_path / "bad", "--dry-run",
+                              f"ptx.path={prompt_data / 'train.jsonl'}"), check=False)
+    assert bad.returncode == 2 and "ptx.path" in bad.stderr and "train.jsonl:1" in bad.stderr, bad.stderr
+
+
 def test_several_updates_per_round_and_dynamic_sampling(tmp_path, tiny_model, prompt_data):
     # The random model never answers a sum, so the reward here is a format rule it meets about half
     # the time: some groups have signal, some (all equal) do not.

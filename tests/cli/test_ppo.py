@@ -34,6 +34,19 @@ def reward_model(tmp_path_factory, tiny_model):
     return d / "run" / "final"
 
 
+@pytest.fixture(scope="session")
+def lora_reward_model(tmp_path_factory, tiny_model):
+    """The same, trained as LoRA adapters over the tiny model (the policy's base)."""
+    d = tmp_path_factory.mktemp("rm-lora")
+    run_tune("data", "synth", "--task", "reverse_pref", "--digits", "4", "--count", "200", "--seed", "11",
+             "--out", d / "pref.jsonl")
+    run_tune("rm", "--config", ROOT / "configs/rm/tiny.yaml", f"model.path={tiny_model}", "method=lora",
+             f"data.datasets[0].path={d / 'pref.jsonl'}", "data.eval_path=", "data.eval_fraction=0.1",
+             "--output-dir", d / "run", "--max-steps", "5", "train.threads=1", "train.batch_size=8", "eval.every=0",
+             "eval.max_pairs=16", "rm.calibration_pairs=16")
+    return d / "run" / "final"
+
+
 def ppo_args(tiny_model, reward_model, prompts, out, *extra):
     # Rounds of 8 completions, mini-batches of 4, 2 PPO epochs: 4 optimizer steps per round.
     return ["ppo", "--config", ROOT / "configs/ppo/tiny.yaml", f"model.path={tiny_model}",
@@ -146,6 +159,32 @@ def test_reward_scaling_divides_the_rewards_by_the_returns_std(tmp_path, tiny_mo
     assert b["reward_scale"] == pytest.approx(a["reward_std"], rel=1e-4) and b["reward_scale"] != 1.0
     # The advantages differ (GAE adds the critic's unscaled values to the scaled rewards).
     assert b["advantages/mean"] != pytest.approx(a["advantages/mean"])
+
+
+def test_lora_roles_share_one_base_and_match_separate_models(tmp_path, tiny_model, lora_reward_model, reverse_prompts):
+    # Policy (LoRA), critic (the LoRA reward model's adapters, trained on) and reward model (LoRA) over
+    # one tiny base: one copy of the base with an adapter switch per projection, or three models.
+    common = ["method=lora", "--max-steps", "4", "eval.every=2", "eval.at_start=false"]
+    shared, separate = tmp_path / "shared", tmp_path / "separate"
+    p = run_tune(*ppo_args(tiny_model, lora_reward_model, reverse_prompts, shared, *common))
+    assert "shared base: one copy of" in p.stderr and "for policy, critic, reward model 'preference'" in p.stderr
+    q = run_tune(*ppo_args(tiny_model, lora_reward_model, reverse_prompts, separate, *common, "ppo.shared_base=off"))
+    assert "shared base: no, ppo.shared_base is off" in q.stderr
+    timing = lambda r: {k: v for k, v in r.items() if not k.startswith("time/") and "per_s" not in k
+                        and k != "peak_memory_bytes"}
+    a = [timing(r) for r in read_jsonl(shared / "metrics.jsonl")]
+    b = [timing(r) for r in read_jsonl(separate / "metrics.jsonl")]
+    assert len([r for r in a if "loss" in r]) == 4
+    # The roles switch correctly: every score, value, ratio and loss is the separate models' one.
+    assert a == b
+    for name in ["final/adapter_model.safetensors", "critic/adapter_model.safetensors"]:
+        assert (shared / name).read_bytes() == (separate / name).read_bytes(), name
+    # The plan says so before anything loads; `on` names why it cannot share.
+    p = run_tune(*ppo_args(tiny_model, lora_reward_model, reverse_prompts, tmp_path / "dry", *common, "--dry-run"))
+    assert "dry run: shared base: one copy of" in p.stderr
+    bad = run_tune(*ppo_args(tiny_model, lora_reward_model, reverse_prompts, tmp_path / "bad", "ppo.shared_base=on",
+                             "--dry-run"), check=False)
+    assert bad.returncode == 2 and "ppo.shared_base is on, but the policy is fully fine-tuned" in bad.stderr
 
 
 def test_critic_warmup_freezes_the_policy(tmp_path, tiny_model, reward_model, reverse_prompts):

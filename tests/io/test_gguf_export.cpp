@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 
+#include "support/error_text.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
 #include "tune/core/json.h"
@@ -32,14 +33,7 @@ std::span<const uint8_t> bytes_of(const std::vector<V>& v) {
   return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(V)};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 #define EXPECT_ERROR(stmt, text) EXPECT_NE(error_of([&] { stmt; }).find(text), std::string::npos) << error_of([&] { stmt; })
 
 stdfs::path temp_dir(const std::string& name) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <filesystem>
 
+#include "support/error_text.h"
 #include "lora_test_util.h"
 #include "tune/core/fs.h"
 #include "tune/io/safetensors.h"
@@ -54,14 +55,7 @@ void write_adapter(const stdfs::path& dir, const Json& config, const std::vector
   io::write_safetensors(dir / "adapter_model.safetensors", entries, {{"format", "pt"}});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(LoraPeft, SaveWritesPeftLayout) {
   TempDir tmp;

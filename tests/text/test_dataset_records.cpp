@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "support/error_text.h"
 #include "tune/core/error.h"
 #include "tune/text/records.h"
 
@@ -11,14 +12,7 @@ namespace {
 
 const std::filesystem::path kData = std::filesystem::path(TUNE_SOURCE_DIR) / "tests/data/datasets";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(DatasetRecords, JsonlSkipsBlankLinesAndKeepsLineNumbers) {
   RecordSet set = read_records(kData / "alpaca.jsonl");

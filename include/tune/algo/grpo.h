@@ -113,6 +113,7 @@ struct GrpoConfig {
   rollout::SamplingConfig rollout;
   rollout::EngineConfig engine;
   GrpoSection grpo;
+  PtxSection ptx;
   OptimSection optim;
   LoopSection train;
   GrpoEvalSection eval;
@@ -135,6 +136,7 @@ struct GrpoConfig {
     v.section("rollout", rollout);
     v.section("engine", engine);
     v.section("grpo", grpo);
+    v.section("ptx", ptx);
     v.section("optim", optim);
     v.section("train", train);
     v.section("eval", eval);

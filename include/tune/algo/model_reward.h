@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tune/algo/shared_base.h"
 #include "tune/reward/config.h"
 #include "tune/reward/normalize.h"
 #include "tune/reward/reward.h"
@@ -25,8 +26,10 @@ namespace tune::algo {
 
 class ModelReward : public reward::Reward {
  public:
-  // Loads options.path on options.device; `key` ("reward.terms[1]") names the term in errors.
-  explicit ModelReward(const reward::ModelOptions& options, const std::string& key = "reward.terms[0]");
+  // Loads options.path on options.device; `key` ("reward.terms[1]") names the term in errors. With
+  // `shared`, a LoRA reward model's adapters go onto that base as the role named `key`.
+  explicit ModelReward(const reward::ModelOptions& options, const std::string& key = "reward.terms[0]",
+                       SharedBase* shared = nullptr);
   ~ModelReward() override;
 
   std::vector<reward::Score> score(std::span<const reward::Sample> batch) override;
@@ -46,7 +49,8 @@ class ModelReward : public reward::Reward {
   std::unique_ptr<Impl> impl_;
 };
 
-// reward::build with kind: model available (ModelReward).
-reward::Composite build_reward(const reward::RewardConfig& config, const std::string& prefix = "reward");
+// reward::build with kind: model available (ModelReward), its LoRA reward models on `shared` when given.
+reward::Composite build_reward(const reward::RewardConfig& config, const std::string& prefix = "reward",
+                               SharedBase* shared = nullptr);
 
 }  // namespace tune::algo

@@ -33,6 +33,7 @@ struct PpoSection {
   int64_t ppo_epochs = 4;          // passes over each round's rows (old log-probs and values kept)
   int64_t mini_batch_size = 16;    // rows per optimizer step; divides prompts_per_round x group_size
   std::string estimator = "gae";   // gae (critic) | reinforce_pp | reinforce_baseline | rloo
+  std::string shared_base = "auto";  // auto | on | off: one base copy for LoRA policy, critic and reward models
   double gamma = 1.0;
   double lam = 0.95;               // GAE lambda (TRL 0.95)
   bool whiten_advantages = true;   // masked whitening over the whole round (TRL, OpenRLHF)
@@ -61,6 +62,10 @@ struct PpoSection {
       config::greater_than<int64_t>(0));
     v("estimator", estimator, "gae (a critic) | reinforce_pp | reinforce_baseline | rloo (critic-free)",
       config::one_of({"gae", "reinforce_pp", "reinforce_baseline", "rloo"}));
+    v("shared_base", shared_base,
+      "auto | on | off: hold one copy of the base when the policy, the critic and every reward model are LoRA "
+      "adapters over the same base (auto: whenever they are)",
+      config::one_of({"auto", "on", "off"}));
     v("gamma", gamma, "discount", config::in_range(0.0, 1.0));
     v("lam", lam, "GAE lambda (TRL 0.95; verl 1.0)", config::in_range(0.0, 1.0));
     v("whiten_advantages", whiten_advantages, "whiten advantages over the round's tokens (masked mean / var)");
@@ -105,21 +110,6 @@ struct CriticSection {
     v("weight_decay", weight_decay, "critic AdamW weight decay", config::at_least(0.0));
     v("warmup_steps", warmup_steps, "optimizer steps that train only the critic, the policy frozen",
       config::at_least<int64_t>(0));
-  }
-};
-
-// PTX (InstructGPT's pretraining mix): SFT records mixed into every policy step as an NLL term,
-// against forgetting what SFT taught while the reward pulls elsewhere.
-struct PtxSection {
-  std::string path;     // SFT records (a JSONL file or a synth: source, any SFT format); empty: off
-  double coef = 0.05;   // weight of the term: loss = policy loss + coef x NLL per token (OpenRLHF 0.05)
-  double share = 0.1;   // records per policy step, as a share of the mini-batch's rows (at least 1)
-  template <class V>
-  void visit(V& v) {
-    v("path", path, "SFT records mixed into each policy step as an NLL term (empty: off)");
-    v("coef", coef, "weight of the NLL term per token (OpenRLHF ptx_coef 0.05)", config::greater_than(0.0));
-    v("share", share, "SFT records per policy step, as a share of ppo.mini_batch_size (at least 1 record)",
-      config::greater_than(0.0));
   }
 };
 

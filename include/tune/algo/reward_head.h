@@ -54,8 +54,11 @@ struct LoadedRewardModel {
   std::filesystem::path tokenizer_dir;
 };
 
-// Either layout. `base_override` replaces a LoRA adapter's base_model_name_or_path.
+// Either layout. `base_override` replaces a LoRA adapter's base_model_name_or_path. `onto`: a LoRA
+// reward model's adapters go onto this already loaded copy of its base (whose adapter slots must be
+// empty) instead of a fresh one; the caller has checked it is the same base (ppo's shared base).
 LoadedRewardModel load_reward_model(const std::filesystem::path& dir, torch::ScalarType dtype, torch::Device device,
-                                    const std::string& base_override = "");
+                                    const std::string& base_override = "",
+                                    std::shared_ptr<model::CausalLM> onto = nullptr);
 
 }  // namespace tune::algo

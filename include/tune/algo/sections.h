@@ -83,6 +83,21 @@ struct LoopSection {
   }
 };
 
+// PTX (InstructGPT's pretraining mix): SFT records mixed into every policy step as an NLL term,
+// against forgetting what SFT taught while the reward pulls elsewhere.
+struct PtxSection {
+  std::string path;     // SFT records (a JSONL file or a synth: source, any SFT format); empty: off
+  double coef = 0.05;   // weight of the term: loss = policy loss + coef x NLL per token (OpenRLHF 0.05)
+  double share = 0.1;   // records per policy step, as a share of the step's rows (at least 1)
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "SFT records mixed into each policy step as an NLL term (empty: off)");
+    v("coef", coef, "weight of the NLL term per token (OpenRLHF ptx_coef 0.05)", config::greater_than(0.0));
+    v("share", share, "SFT records per policy step, as a share of the step's completions (at least 1 record)",
+      config::greater_than(0.0));
+  }
+};
+
 // What is written beside metrics.jsonl.
 struct LogSection {
   bool tensorboard = false;  // TensorBoard event files (the same scalars as metrics.jsonl)

@@ -1,4 +1,4 @@
-#include "algo/ppo_ptx.h"
+#include "algo/ptx.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,33 +12,34 @@
 
 namespace tune::algo {
 
-PtxMix::PtxMix(const PpoConfig& cfg) {
-  text::DataConfig data = cfg.data;  // the prompts' sequence settings (max_seq_len, truncation, mask)
+PtxMix::PtxMix(const ModelSection& model, const text::DataConfig& prompts, const PtxSection& ptx,
+               int64_t rows_per_step, int64_t seed)
+    : coef_(ptx.coef) {
+  text::DataConfig data = prompts;  // the prompts' sequence settings (max_seq_len, truncation, mask)
   data.datasets = {text::DatasetConfig{}};
-  data.datasets[0].path = cfg.ptx.path;
+  data.datasets[0].path = ptx.path;
   data.eval_path.clear();
   data.eval_fraction = 0.0;
   data.order = "random";
   data.packing = false;
   data.mix_size = 0;
-  TrainingText t = load_training_text(cfg.model, data);
+  TrainingText t = load_training_text(model, data);
   for (const auto& s : t.records.train)
     if (s.kind != text::SampleKind::chat && s.kind != text::SampleKind::text)
       usage_fail("ptx.path: ", s.where, ": expected an SFT record (chat, prompt/completion or text), got a ",
                  text::to_string(s.kind), " record");
   samples_ = std::move(t.train);
   if (samples_.samples.empty())
-    usage_fail("ptx.path: ", cfg.ptx.path, " has no record with label tokens left (", samples_.dropped_no_labels,
+    usage_fail("ptx.path: ", ptx.path, " has no record with label tokens left (", samples_.dropped_no_labels,
                " without labels after masking, ", samples_.dropped_too_long, " too long for data.max_seq_len ",
                data.max_seq_len, ")");
   pad_id_ = t.pad_id;
-  per_step_ = std::max<int64_t>(1, std::llround(cfg.ptx.share * static_cast<double>(cfg.ppo.mini_batch_size)));
+  per_step_ = std::max<int64_t>(1, std::llround(ptx.share * static_cast<double>(rows_per_step)));
   order_.resize(samples_.samples.size());
   std::iota(order_.begin(), order_.end(), int64_t{0});
-  std::mt19937_64 rng(static_cast<uint64_t>(cfg.seed) ^ 0x505458ull);  // "PTX"
+  std::mt19937_64 rng(static_cast<uint64_t>(seed) ^ 0x505458ull);  // "PTX"
   std::shuffle(order_.begin(), order_.end(), rng);
-  log::info("ptx: ", records(), " SFT records from ", cfg.ptx.path, ", ", per_step_, " per policy step, coef ",
-            cfg.ptx.coef);
+  log::info("ptx: ", records(), " SFT records from ", ptx.path, ", ", per_step_, " per policy step, coef ", ptx.coef);
 }
 
 data::Batch PtxMix::batch(int64_t policy_step, torch::Device device) const {
@@ -51,9 +52,17 @@ data::Batch PtxMix::batch(int64_t policy_step, torch::Device device) const {
   return data::to_device(data::collate(rows, opts), device);
 }
 
-std::pair<torch::Tensor, double> PtxMix::nll_sum(model::CausalLM& model, const data::Batch& batch) {
-  torch::Tensor logp = label_logprobs(model, batch);  // [B, T], 0 off the labels; T = 1: the plain LM
-  return {-logp.sum(), static_cast<double>(batch.num_label_tokens)};
+void PtxMix::add_to(PolicyLossResult& res, bool last, model::CausalLM& model, int64_t policy_step, double policy_count,
+                    torch::Device device) const {
+  train::MetricSum shown;
+  if (last) {
+    data::Batch b = batch(policy_step, device);
+    torch::Tensor nll = -label_logprobs(model, b).sum();  // [B, T] 0 off the labels; T = 1: the plain LM
+    const auto tokens = static_cast<double>(b.num_label_tokens);
+    res.loss_sum = res.loss_sum + nll * (coef_ * policy_count / std::max(1.0, tokens));
+    shown = {nll.item<double>(), tokens};
+  }
+  res.metrics["loss/ptx"] = shown;
 }
 
 }  // namespace tune::algo
