@@ -31,7 +31,7 @@ def make_tiny_model_and_addition_task(cwd):
          "--out", "runs/data/addition-test.jsonl", cwd=cwd)
 
 
-SFT_SHORT_STEPS = 300  # the SFT preset stopped early: an imperfect start that DPO (and RL) can improve
+SFT_SHORT_STEPS = 400  # the SFT preset stopped early: an imperfect start that DPO and GRPO improve (one shared run)
 
 
 def _sha256(path):

@@ -20,7 +20,7 @@ def sampled_accuracy(model, prompts_file, cwd):
 
 
 def test_dpo_raises_share_of_correct_sampled_answers(tmp_path):
-    make_short_sft_model(tmp_path, steps=400)  # also runs/data/addition-test.jsonl: the held-out problems the pairs avoid
+    make_short_sft_model(tmp_path)  # the 400-step start GRPO's proof shares; also runs/data/addition-test.jsonl: the held-out problems the pairs avoid
 
     # Held-out prompts with their answers, in the format `tune generate --input` reads.
     prompts = tmp_path / "runs/data/prompts.jsonl"

@@ -1,5 +1,5 @@
 """Learning proof for `tune grpo`: the deliberately imperfect SFT'd tiny model (the SFT preset
-stopped at 400 steps; the DPO proof stops at 300) trained by GRPO with the exact-answer reward raises
+stopped at 400 steps, the DPO proof's start too) trained by GRPO with the exact-answer reward raises
 greedy exact match on >= 200 held-out problems by >= 30 points. Commands as in
 configs/grpo/tiny.yaml's header and docs/grpo.md."""
 import json
@@ -7,7 +7,7 @@ import json
 from proof_commands import SOURCE, make_short_sft_model, needs_tune, tune
 
 pytestmark = needs_tune
-GRPO_SFT_STEPS = 400  # as configs/grpo/tiny.yaml's model.made_by: ~25% greedy, enough groups with signal
+GRPO_SFT_STEPS = 400  # as configs/grpo/tiny.yaml's model.made_by: ~25% greedy, enough groups with signal (the DPO proof's start too)
 
 
 def greedy_accuracy(model, prompts_file, cwd):
