@@ -279,7 +279,10 @@ std::vector<Score> ProgramReward::score(std::span<const Sample> batch) {
       if (r > 0) {
         pending_.append(buffer.data(), static_cast<size_t>(r));
       } else if (r == 0) {
-        const std::string how = wait_exit(1.0);
+        // EOF: it closed its output, almost always by exiting. Its exit status is the diagnosis, so
+        // give it the shutdown grace to be reaped (a 1 s wait lost the status 127 of a missing
+        // command on an overloaded machine: the shell was killed before it had exited).
+        const std::string how = wait_exit(std::max(1.0, options_.grace_s));
         std::string tail = trim(pending_).empty() ? "" : str("; unfinished line: ", shown(pending_));
         if (how == "exited with status 127") tail += " (status 127: command not found?)";
         stop_and_fail(str(who, " ", how, " after answering ", out.size(), " of ", n, " samples (no answer for sample ",
