@@ -126,17 +126,14 @@ std::optional<model::ModelConfig> reward_model_config(const std::string& path, c
 // The dry-run plan: every role, what it is and the memory it holds.
 void report_roles(const PpoConfig& cfg, bool use_critic, const SharedBasePlan& shared) {
   report_dry_run(cfg.model, cfg.method);
-  if (shared.share)
-    log::info("dry run: shared base: one copy of ", model_dir(cfg.model).string(), " (",
-              role_memory(model::ModelConfig::load(model_dir(cfg.model)), resolve_dtype(cfg.model.dtype,
-                                                                                           resolve_device(cfg.model.device)),
-                          false),
-              ") for ", join(shared.roles, ", "), "; each role adds only its adapters (the lines below count the base once each)");
-  else if (cfg.method == "lora")
-    log::info("dry run: shared base: no, ", shared.why_not);
   const auto device = resolve_device(cfg.model.device);
   const auto dtype = resolve_dtype(cfg.model.dtype, device);
   const auto mc = model::ModelConfig::load(model_dir(cfg.model));
+  if (shared.share)
+    log::info("dry run: shared base: one copy of ", model_dir(cfg.model).string(), " (", role_memory(mc, dtype, false),
+              ") for ", join(shared.roles, ", "), "; each role adds only its adapters (the lines below count the base once each)");
+  else if (cfg.method == "lora")
+    log::info("dry run: shared base: no, ", shared.why_not);
   const bool lora = cfg.method == "lora";
   log::info("dry run: role policy (", cfg.method, "): ", role_memory(mc, dtype, !lora), lora ? " + adapters and their AdamW" : "");
   log::info("dry run: role reference: ", lora ? "the policy with its adapters disabled, no extra memory"
@@ -608,7 +605,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
           std::map<std::string, double> m;
           for (auto it = rec.begin(); it != rec.end(); ++it)
             if (it.value().is_number()) m[it.key()] = it.value().get<double>();
-          m["policy_frozen"] = policy_frozen ? 1.0 : 0.0;  // the watcher passes over the critic's warm-up
+            else if (it.value().is_boolean()) m[it.key()] = it.value().get<bool>() ? 1.0 : 0.0;  // policy_frozen
           report_symptoms(symptoms.observe(step, m));
         }
         save_due = save_due || run.due(step, cfg.train.save_every) || step == total_steps;

@@ -39,7 +39,7 @@ PtxMix::PtxMix(const ModelSection& model, const text::DataConfig& prompts, const
   std::iota(order_.begin(), order_.end(), int64_t{0});
   std::mt19937_64 rng(static_cast<uint64_t>(seed) ^ 0x505458ull);  // "PTX"
   std::shuffle(order_.begin(), order_.end(), rng);
-  log::info("ptx: ", records(), " SFT records from ", ptx.path, ", ", per_step_, " per policy step, coef ", ptx.coef);
+  log::info("ptx: ", samples_.samples.size(), " SFT records from ", ptx.path, ", ", per_step_, " per policy step, coef ", ptx.coef);
 }
 
 data::Batch PtxMix::batch(int64_t policy_step, torch::Device device) const {

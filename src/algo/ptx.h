@@ -26,9 +26,6 @@ class PtxMix {
   PtxMix(const ModelSection& model, const text::DataConfig& prompts, const PtxSection& ptx, int64_t rows_per_step,
          int64_t seed);
 
-  int64_t records() const { return static_cast<int64_t>(samples_.samples.size()); }
-  int64_t per_step() const { return per_step_; }
-
   // The records of policy step `policy_step`, collated on `device`.
   data::Batch batch(int64_t policy_step, torch::Device device) const;
 
