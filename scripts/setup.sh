@@ -23,6 +23,7 @@ apt_packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev python3-venv
+  libgloo-dev  # headers only: c10d's ProcessGroupGloo.hpp includes them (libtorch carries gloo itself)
 )
 if [ "$mode" = full ]; then
   apt_packages+=(clang libclang-rt-14-dev

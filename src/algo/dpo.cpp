@@ -21,6 +21,7 @@
 #include "tune/report/symptoms.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/sampling.h"
+#include "tune/train/communicator.h"
 #include "tune/train/stepper.h"
 
 namespace tune::algo {
@@ -179,7 +180,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     sample_records.push_back(&s);
   }
   auto write_samples = [&](int64_t at) {
-    if (sample_items.empty()) return;
+    if (sample_items.empty() || !train::world().is_main()) return;  // rank 0 writes them
     rollout::RolloutEngine engine(model, rollout::engine_options(*data.tokenizer));  // restores the train mode itself
     rollout::SamplingConfig greedy;
     greedy.max_new_tokens = eval_generation_limit(sample_items, *data.tokenizer);
@@ -210,8 +211,10 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
     model.eval();
     double loss = 0;
     std::map<std::string, double> sums;
-    for (size_t i = 0; i < eval_pairs; i += static_cast<size_t>(cfg.eval.batch_size)) {
-      auto b = to_device(pair_batch(data.eval.pairs, i, std::min(eval_pairs, i + static_cast<size_t>(cfg.eval.batch_size)),
+    // Data parallelism: each rank scores a block of the pairs; the sums are added over ranks.
+    const auto [first, last] = train::block_share(eval_pairs, train::world());
+    for (size_t i = first; i < last; i += static_cast<size_t>(cfg.eval.batch_size)) {
+      auto b = to_device(pair_batch(data.eval.pairs, i, std::min(last, i + static_cast<size_t>(cfg.eval.batch_size)),
                                     data.pad_id),
                          device);
       SequenceLogps ref = reference(b);
@@ -221,6 +224,7 @@ void run_dpo(const DpoConfig& cfg, bool dry_run) {
       for (const auto& [k, v] : preference_metric_sums(res, lp)) sums[k] += v;
     }
     model.train();
+    if (train::split_evenly(eval_pairs, train::world())) train::all_reduce_sums(train::world(), loss, sums);
     const double n = static_cast<double>(eval_pairs);
     Json rec = {{"eval_loss", loss / n}, {"eval_pairs", eval_pairs}};
     for (const auto& [k, v] : sums) rec["eval_" + k] = v / n;

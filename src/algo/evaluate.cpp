@@ -5,6 +5,7 @@
 #include "tune/core/str.h"
 #include "tune/rollout/engine.h"
 #include "tune/rollout/sampling.h"
+#include "tune/train/communicator.h"
 
 namespace tune::algo {
 
@@ -15,17 +16,20 @@ double eval_loss(model::CausalLM& model, const std::vector<text::TokenizedSample
   model.eval();
   double total = 0, tokens = 0;
   const auto device = model.options().device();
-  for (size_t start = 0; start < samples.size(); start += static_cast<size_t>(batch_size)) {
+  // Data parallelism: each rank scores its strided share; the sums are added over ranks.
+  const std::vector<size_t> mine = train::strided_share(samples.size(), train::world());
+  for (size_t start = 0; start < mine.size(); start += static_cast<size_t>(batch_size)) {
     std::vector<const text::TokenizedSample*> chunk;
-    for (size_t i = start; i < std::min(samples.size(), start + static_cast<size_t>(batch_size)); ++i)
-      chunk.push_back(&samples[i]);
+    for (size_t k = start; k < std::min(mine.size(), start + static_cast<size_t>(batch_size)); ++k)
+      chunk.push_back(&samples[mine[k]]);
     data::Batch batch = to_device(data::collate(chunk, {.pad_id = pad_id}), device);
     torch::Tensor logp = label_logprobs(model, batch);  // [B, T]
     total -= logp.sum().item<double>();
     tokens += static_cast<double>(batch.num_label_tokens);
   }
   model.train(was_training);
-  return tokens > 0 ? total / tokens : 0.0;
+  auto sums = train::all_reduce_sum(train::world(), {total, tokens});
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
 int64_t eval_generation_limit(const std::vector<ExactMatchItem>& items, const text::Tokenizer& tokenizer) {
@@ -47,18 +51,24 @@ ExactMatchResult exact_match(model::CausalLM& model, const text::Tokenizer& toke
   greedy.temperature = 0;
   torch::Generator unused = rollout::make_generator(model.options().device(), 0);
   int64_t correct = 0, cut = 0;
-  for (size_t start = 0; start < items.size(); start += static_cast<size_t>(batch_size)) {
+  // Data parallelism: each rank answers its strided share; the counts are added over ranks.
+  const std::vector<size_t> mine = train::strided_share(items.size(), train::world());
+  for (size_t start = 0; start < mine.size(); start += static_cast<size_t>(batch_size)) {
     std::vector<std::vector<int32_t>> prompts;
-    size_t end = std::min(items.size(), start + static_cast<size_t>(batch_size));
-    for (size_t i = start; i < end; ++i) prompts.push_back(items[i].prompt_ids);
+    size_t end = std::min(mine.size(), start + static_cast<size_t>(batch_size));
+    for (size_t k = start; k < end; ++k) prompts.push_back(items[mine[k]].prompt_ids);
     auto outputs = engine.rollout(prompts, 1, greedy, unused);
-    for (size_t i = start; i < end; ++i) {
-      std::string answer(trim(outputs.samples[i - start].text));
-      correct += answer == trim(items[i].reference);
-      cut += outputs.samples[i - start].finish == rollout::FinishReason::length;
+    for (size_t k = start; k < end; ++k) {
+      std::string answer(trim(outputs.samples[k - start].text));
+      correct += answer == trim(items[mine[k]].reference);
+      cut += outputs.samples[k - start].finish == rollout::FinishReason::length;
       result.answers.push_back(std::move(answer));
+      result.indices.push_back(mine[k]);
     }
   }
+  auto counts = train::all_reduce_sum(train::world(), {static_cast<double>(correct), static_cast<double>(cut)});
+  correct = static_cast<int64_t>(counts[0]);
+  cut = static_cast<int64_t>(counts[1]);
   result.count = static_cast<int64_t>(items.size());
   result.accuracy = static_cast<double>(correct) / static_cast<double>(result.count);
   result.hit_limit = static_cast<double>(cut) / static_cast<double>(result.count);

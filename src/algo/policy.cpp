@@ -1,5 +1,7 @@
 #include "tune/algo/policy.h"
 
+#include "tune/train/communicator.h"
+
 #include "tune/algo/model_source.h"
 #include "tune/core/error.h"
 #include "tune/core/fs.h"
@@ -75,7 +77,9 @@ void copy_tokenizer_files(const std::filesystem::path& from, const std::filesyst
   }
 }
 
-void export_policy(Policy& policy, const lora::LoraConfig& lora_config, const std::filesystem::path& dir) {
+namespace {
+
+void export_on_this_rank(Policy& policy, const lora::LoraConfig& lora_config, const std::filesystem::path& dir) {
   if (policy.use_lora()) {
     // Adapter and tokenizer files (which make the adapter directory self-describing) are gathered in
     // a temporary directory and published by one rename: `dir` is never an adapter without its
@@ -95,6 +99,13 @@ void export_policy(Policy& policy, const lora::LoraConfig& lora_config, const st
     options.copy_files_from = policy.base_dir;
     model::save_pretrained(*policy.model, dir, options);
   }
+}
+
+}  // namespace
+
+void export_policy(Policy& policy, const lora::LoraConfig& lora_config, const std::filesystem::path& dir) {
+  // Data parallelism: rank 0 writes, the others wait (and fail with it).
+  train::on_main_rank(train::world(), "exporting the model", [&] { export_on_this_rank(policy, lora_config, dir); });
 }
 
 }  // namespace tune::algo

@@ -13,6 +13,7 @@
 #include "tune/core/log.h"
 #include "tune/data/batch_iterator.h"
 #include "tune/model/config.h"
+#include "tune/train/communicator.h"
 #include "tune/train/stepper.h"
 
 namespace tune::algo {
@@ -100,8 +101,11 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
     model.eval();
     std::map<std::string, double> sums;
     const size_t n = std::min(limit, pairs.size());
-    for (size_t i = 0; i < n; i += static_cast<size_t>(cfg.eval.batch_size)) {
-      auto b = to_device(pair_batch(pairs, i, std::min(n, i + static_cast<size_t>(cfg.eval.batch_size)), data.pad_id),
+    // Data parallelism: evaluation is split in blocks over the ranks and summed; the calibration
+    // (`all` wanted) runs whole on every rank, rank 0 saves it.
+    const auto [first, last] = all ? std::pair<size_t, size_t>{0, n} : train::block_share(n, train::world());
+    for (size_t i = first; i < last; i += static_cast<size_t>(cfg.eval.batch_size)) {
+      auto b = to_device(pair_batch(pairs, i, std::min(last, i + static_cast<size_t>(cfg.eval.batch_size)), data.pad_id),
                          device);
       PairRewards r = pair_rewards(model, score, b);
       if (loss_sum)
@@ -116,6 +120,10 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
       }
     }
     model.train();
+    if (!all && train::split_evenly(n, train::world())) {
+      double unused = 0;
+      train::all_reduce_sums(train::world(), loss_sum ? *loss_sum : unused, sums);
+    }
     for (auto& [k, v] : sums) v /= static_cast<double>(std::max<size_t>(n, 1));
     return sums;
   };
@@ -162,7 +170,8 @@ void run_rm(const RmConfig& cfg, bool dry_run) {
   stats["mean_margin"] = tmp["margin"];
   RewardModelFiles files{policy.base_dir, data.pad_id, stats};
   const auto out_dir = std::filesystem::path(cfg.output_dir) / "final";
-  save_reward_model(model, policy.lora, cfg.lora, score, files, out_dir);
+  train::on_main_rank(train::world(), "saving the reward model",
+                      [&] { save_reward_model(model, policy.lora, cfg.lora, score, files, out_dir); });
   log::info("done: ", out_dir.string(), policy.use_lora() ? " (PEFT SEQ_CLS adapter + score head)" : " (Hugging Face sequence classifier)",
             "; rewards mean ", fixed(stats["mean"].get<double>(), 4), ", std ", fixed(stats["std"].get<double>(), 4));
 }

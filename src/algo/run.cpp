@@ -8,13 +8,18 @@
 #include "tune/core/log.h"
 #include "tune/core/str.h"
 #include "tune/report/run_data.h"
+#include "tune/train/communicator.h"
+#include "tune/train/optimizer.h"
 
 namespace tune::algo {
 
 Run::Run(const std::filesystem::path& output_dir, const Json& resolved_config, const std::vector<train::ManifestFile>& files,
          const LoopSection& loop, int64_t total_steps, train::CheckpointPolicy policy, const LogSection& log)
-    : dir_(output_dir), total_steps_(total_steps), loop_(loop), checkpoints_(output_dir, std::move(policy)), log_(log) {
-  train::write_run_directory(dir_, resolved_config, files);
+    : dir_(output_dir), total_steps_(total_steps), loop_(loop), checkpoints_(output_dir, std::move(policy)), log_(log),
+      main_(train::world().is_main()) {
+  // Data parallelism: rank 0 alone writes the run directory, metrics, checkpoints and progress.
+  train::on_main_rank(train::world(), "writing the run directory",
+                      [&] { train::write_run_directory(dir_, resolved_config, files); });
   train::ProgressPrinter::Options options;
   options.total_steps = total_steps;
   options.every_n = loop.log_every;
@@ -36,6 +41,7 @@ int64_t Run::resume(const std::string& resume, train::TrainingState& state) {
     step = state.stepper ? state.stepper->steps_done() : 0;
     log::info("resumed from ", from->string(), " at step ", step);
   }
+  if (!main_) return step;
   // A fresh start (claim_output_dir let it in: the directory was empty, replaced, or an "auto" resume
   // found no checkpoint) must not append to records of an earlier attempt.
   if (!from) {
@@ -55,6 +61,7 @@ int64_t Run::resume(const std::string& resume, train::TrainingState& state) {
 Run::~Run() = default;
 
 void Run::log(int64_t step, Json record) {
+  if (!main_) return;
   TUNE_CHECK(metrics_, "Run::log before Run::resume");
   Json out = {{"step", step}};
   for (auto it = record.begin(); it != record.end(); ++it) out[it.key()] = it.value();
@@ -68,18 +75,29 @@ void Run::log(int64_t step, Json record) {
 }
 
 void Run::log_samples(const std::vector<Json>& samples) {
+  if (!main_) return;
   report::append_json_lines(dir_ / "samples.jsonl", samples);
 }
 
-void Run::progress(int64_t step, double loss, double lr, int64_t tokens) { progress_->update(step, loss, lr, tokens); }
-
-std::filesystem::path Run::save(const train::TrainingState& state, int64_t step, std::optional<double> metric) {
-  return checkpoints_.save(state, metric, step);
+void Run::progress(int64_t step, double loss, double lr, int64_t tokens) {
+  if (main_) progress_->update(step, loss, lr, tokens);
 }
 
-void Run::finish() { progress_->finish(); }
+std::filesystem::path Run::save(const train::TrainingState& state, int64_t step, std::optional<double> metric) {
+  // Every rank must hold what rank 0 saves: the ranks' weights are compared before it does.
+  train::verify_equal(train::world(), train::parameter_tensors(state.parameters), "checkpoint");
+  std::filesystem::path saved;
+  train::on_main_rank(train::world(), "saving the checkpoint", [&] { saved = checkpoints_.save(state, metric, step); });
+  return saved;
+}
 
-void claim_output_dir(const std::filesystem::path& dir, const std::string& resume, bool overwrite, bool dry_run) {
+void Run::finish() {
+  if (main_) progress_->finish();
+}
+
+namespace {
+
+void claim_on_this_rank(const std::filesystem::path& dir, const std::string& resume, bool overwrite, bool dry_run) {
   namespace stdfs = std::filesystem;
   if (!stdfs::exists(dir)) return;
   if (!stdfs::is_directory(dir)) usage_fail("output_dir ", dir.string(), " exists and is not a directory");
@@ -103,6 +121,14 @@ void claim_output_dir(const std::filesystem::path& dir, const std::string& resum
   std::error_code ec;
   stdfs::remove_all(dir, ec);
   if (ec) fail("cannot remove ", dir.string(), " for --overwrite: ", ec.message());
+}
+
+}  // namespace
+
+void claim_output_dir(const std::filesystem::path& dir, const std::string& resume, bool overwrite, bool dry_run) {
+  // Rank 0 decides (and removes, with --overwrite): ranks sharing a file system must not race.
+  train::on_main_rank(train::world(), "claiming the output directory",
+                      [&] { claim_on_this_rank(dir, resume, overwrite, dry_run); });
 }
 
 uint64_t peak_memory_bytes(const torch::Device& device) {

@@ -93,10 +93,10 @@ void run_sft(const SftConfig& cfg, bool dry_run) {
       for (size_t i = 0; i < em.answers.size() && static_cast<int64_t>(i) < cfg.eval.samples; ++i)
         shown.push_back(Json{{"step", at},
                              {"kind", "eval"},
-                             {"prompt", corpus.tokenizer->decode(em_items[i].prompt_ids)},
+                             {"prompt", corpus.tokenizer->decode(em_items[em.indices[i]].prompt_ids)},
                              {"completion", em.answers[i]},
-                             {"reference", std::string(trim(em_items[i].reference))},
-                             {"correct", em.answers[i] == trim(em_items[i].reference)}});
+                             {"reference", std::string(trim(em_items[em.indices[i]].reference))},
+                             {"correct", em.answers[i] == trim(em_items[em.indices[i]].reference)}});
       run.log_samples(shown);
     } else {
       log::info("eval at step ", at, ": loss ", fixed(loss, 4));

@@ -1,10 +1,14 @@
 #include "tune/algo/train_loop.h"
 
+#include "tune/train/communicator.h"
+
 namespace tune::algo {
 
 Optimization::Optimization(const train::NamedParameters& trainable, const OptimSection& optim, const LoopSection& loop,
                            int64_t total_steps)
     : parameters(trainable), optimizer(train::make_adamw(trainable, optim.adamw())) {
+  // Data parallelism: every rank starts from rank 0's trainable weights, as DDP does.
+  train::broadcast_and_verify(train::world(), train::parameter_tensors(trainable), "the start of training");
   train::StepperConfig config;
   config.max_grad_norm = loop.max_grad_norm;
   config.max_consecutive_skips = static_cast<int>(loop.max_consecutive_skips);

@@ -1,5 +1,7 @@
 #include "tune/algo/training_text.h"
 
+#include "tune/train/communicator.h"
+
 #include <map>
 
 #include "tune/algo/model_source.h"
@@ -82,6 +84,9 @@ data::IteratorOptions iterator_options(const LoopSection& loop, const text::Data
   o.shuffle = data.shuffle;
   o.seed = static_cast<uint64_t>(seed);
   o.collate.pad_id = pad_id;
+  // Data parallelism: batch_size is per rank (as in torchrun + DDP); this rank's share of each step.
+  o.rank = train::world().rank();
+  o.world_size = train::world().world_size();
   return o;
 }
 

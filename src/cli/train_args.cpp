@@ -1,4 +1,7 @@
 #include "tune/cli/command.h"
+#include "tune/core/error.h"
+#include "tune/core/log.h"
+#include "tune/dist/connect.h"
 
 namespace tune::cli {
 
@@ -25,6 +28,16 @@ ConfigTree TrainArgs::tree() const {
   std::optional<std::filesystem::path> file;
   if (!config_file.empty()) file = config_file;
   return load_config_tree(file, overrides, flags);
+}
+
+void join_world(const std::string& command, bool supported) {
+  const dist::LaunchEnv env = dist::launch_env();
+  if (env.world_size == 1) return;
+  if (!supported)
+    usage_fail("tune ", command, " runs on one process; this one was launched as rank ", env.rank, " of ", env.world_size,
+               " (", env.launcher, "). Data parallelism covers tune sft, rm and dpo (docs/distributed.md)");
+  if (env.rank != 0) log::set_level(log::Level::warn);
+  train::set_world(dist::connect(env));
 }
 
 }  // namespace tune::cli

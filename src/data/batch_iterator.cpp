@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "tune/core/error.h"
+#include "tune/core/log.h"
 
 namespace tune::data {
 
@@ -11,6 +12,7 @@ IteratorState IteratorState::from_json(const Json& j) {
                  j["index"].is_number_integer(),
              "data iterator state must be {\"epoch\": int, \"index\": int}, got ", j.dump());
   IteratorState s{j["epoch"].get<int64_t>(), j["index"].get<int64_t>()};
+  if (j.contains("world_size") && j["world_size"].is_number_integer()) s.world_size = j["world_size"].get<int>();
   TUNE_CHECK(s.epoch >= 0 && s.index >= 0, "data iterator state must not be negative: ", j.dump());
   return s;
 }
@@ -18,6 +20,16 @@ IteratorState IteratorState::from_json(const Json& j) {
 EpochPlan::EpochPlan(size_t count, const IteratorOptions& options, bool fixed_order)
     : count_(count), options_(options), fixed_order_(fixed_order) {
   TUNE_CHECK(options.batch_size > 0, "data: batch_size must be > 0");
+  TUNE_CHECK(options.world_size >= 1 && options.rank >= 0 && options.rank < options.world_size, "data: rank ",
+             options.rank, " is not in a world of ", options.world_size);
+}
+
+// DistributedSampler's padding: the epoch's first units repeated up to a multiple of the world size.
+static void pad_to_world(std::vector<std::vector<size_t>>& units, const IteratorOptions& o) {
+  if (o.world_size == 1 || o.drop_last || units.empty()) return;
+  const size_t w = static_cast<size_t>(o.world_size);
+  const size_t real = units.size();
+  for (size_t i = 0; units.size() % w != 0; ++i) units.push_back(units[i % real]);
 }
 
 std::vector<std::vector<size_t>> EpochPlan::units(int64_t epoch, const std::vector<int64_t>& lengths) const {
@@ -32,6 +44,7 @@ std::vector<std::vector<size_t>> EpochPlan::units(int64_t epoch, const std::vect
   if (!options_.packing) {
     out.reserve(order.size());
     for (size_t i : order) out.push_back({i});
+    pad_to_world(out, options_);
     return out;
   }
   std::vector<int64_t> ordered_lengths;
@@ -41,24 +54,43 @@ std::vector<std::vector<size_t>> EpochPlan::units(int64_t epoch, const std::vect
     for (size_t& k : row) k = order[k];
     out.push_back(std::move(row));
   }
+  pad_to_world(out, options_);
   return out;
 }
 
 namespace {
 
-int64_t batches_of(size_t units, const IteratorOptions& o) {
-  auto n = static_cast<int64_t>(units);
-  return o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+void warn_if_world_changed(const IteratorState& state, const IteratorOptions& o) {
+  if (state.world_size != o.world_size)
+    log::warn("resuming on ", o.world_size, " rank(s) from a checkpoint of ", state.world_size,
+              ": the data continues at the same global sample position, but batches split differently, so "
+              "the run is not bit-exact with an uninterrupted one");
 }
 
-// The range of the next batch, or false at the end of the epoch.
+// Units of one step over all ranks.
+int64_t global_batch(const IteratorOptions& o) { return o.batch_size * o.world_size; }
+
+int64_t batches_of(size_t units, const IteratorOptions& o) {
+  auto n = static_cast<int64_t>(units);
+  const int64_t b = global_batch(o);
+  return o.drop_last ? n / b : (n + b - 1) / b;
+}
+
+// The global range of the next batch, or false at the end of the epoch.
 bool next_range(size_t units, const IteratorOptions& o, int64_t index, size_t& begin, size_t& end) {
   auto n = static_cast<int64_t>(units);
-  int64_t take = std::min(o.batch_size, n - index);
-  if (take <= 0 || (o.drop_last && take < o.batch_size)) return false;
+  int64_t take = std::min(global_batch(o), n - index);
+  if (take <= 0 || (o.drop_last && take < global_batch(o))) return false;
   begin = static_cast<size_t>(index);
   end = static_cast<size_t>(index + take);
   return true;
+}
+
+// This rank's units of the global range [begin, end).
+std::vector<size_t> rank_units(size_t begin, size_t end, const IteratorOptions& o) {
+  std::vector<size_t> out;
+  for (size_t u = begin + static_cast<size_t>(o.rank); u < end; u += static_cast<size_t>(o.world_size)) out.push_back(u);
+  return out;
 }
 
 }  // namespace
@@ -75,6 +107,7 @@ void BatchIterator::plan_epoch() { units_ = plan_.units(state_.epoch, lengths_);
 int64_t BatchIterator::batches_per_epoch() const { return batches_of(units_.size(), options_); }
 
 void BatchIterator::restore(const IteratorState& state) {
+  warn_if_world_changed(state, options_);
   state_ = state;
   plan_epoch();
   TUNE_CHECK(state_.index <= static_cast<int64_t>(units_.size()), "data iterator state index ", state_.index,
@@ -90,7 +123,7 @@ std::optional<Batch> BatchIterator::next() {
     return std::nullopt;
   }
   std::vector<std::vector<const text::TokenizedSample*>> rows;
-  for (size_t u = begin; u < end; ++u) {
+  for (size_t u : rank_units(begin, end, options_)) {
     std::vector<const text::TokenizedSample*> row;
     for (size_t i : units_[u]) row.push_back(&data_.samples[i]);
     rows.push_back(std::move(row));
@@ -115,6 +148,7 @@ void PreferenceBatchIterator::plan_epoch() { units_ = plan_.units(state_.epoch, 
 int64_t PreferenceBatchIterator::batches_per_epoch() const { return batches_of(units_.size(), options_); }
 
 void PreferenceBatchIterator::restore(const IteratorState& state) {
+  warn_if_world_changed(state, options_);
   state_ = state;
   plan_epoch();
   TUNE_CHECK(state_.index <= static_cast<int64_t>(units_.size()), "data iterator state index ", state_.index,
@@ -130,7 +164,7 @@ std::optional<PreferenceBatch> PreferenceBatchIterator::next() {
     return std::nullopt;
   }
   std::vector<const text::TokenizedPair*> pairs;
-  for (size_t u = begin; u < end; ++u) pairs.push_back(&data_.pairs[units_[u][0]]);
+  for (size_t u : rank_units(begin, end, options_)) pairs.push_back(&data_.pairs[units_[u][0]]);
   state_.index = static_cast<int64_t>(end);
   return collate_pairs(pairs, options_.collate);
 }

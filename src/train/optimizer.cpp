@@ -20,6 +20,12 @@ NamedParameters trainable_only(const NamedParameters& params) {
   return out;
 }
 
+std::vector<torch::Tensor> parameter_tensors(const NamedParameters& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.second);
+  return out;
+}
+
 bool is_no_decay_parameter(std::string_view name) {
   if (name.size() >= 5 && name.substr(name.size() - 5) == ".bias") return true;
   if (name == "bias") return true;

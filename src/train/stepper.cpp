@@ -13,8 +13,14 @@ Stepper::Stepper(torch::optim::Optimizer& optimizer, LrSchedule schedule, Steppe
     : optimizer_(optimizer),
       schedule_(std::move(schedule)),
       config_(config),
-      comm_(comm ? comm : &local_),
+      comm_(comm ? comm : &world()),
       params_(optimizer_parameters(optimizer)) {
+  if (comm_->world_size() > 1) {
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : params_)
+      if (p.requires_grad()) trainable.push_back(p);
+    sync_ = std::make_unique<GradientSync>(std::move(trainable), *comm_);
+  }
   TUNE_CHECK(config_.max_consecutive_skips >= 1, "max_consecutive_skips must be >= 1, got ",
              config_.max_consecutive_skips);
 }
@@ -41,6 +47,8 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
     StepLoss l = micro_loss(i);
     TUNE_CHECK(l.loss_sum.defined() && l.loss_sum.numel() == 1, "optimizer step ", step_, ", micro-batch ", i,
                ": the loss must be a scalar tensor (the summed loss of the micro-batch)");
+    const bool last = i + 1 == static_cast<int>(micro_counts.size());
+    if (sync_ && last) sync_->arm();
     if (l.loss_sum.requires_grad()) (l.loss_sum * scale).backward();
     torch::Tensor d = l.loss_sum.detach().to(torch::kFloat64).reshape({});
     loss_sum = loss_sum.defined() ? loss_sum + d : d;
@@ -71,13 +79,7 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
     std::vector<torch::Tensor> t{torch::tensor(stats, torch::kFloat64)};
     comm_->all_reduce_sum(t);
     for (size_t j = 0; j < stats.size(); ++j) stats[j] = t[0][static_cast<int64_t>(j)].item<double>();
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params_) {
-      // A parameter this rank did not use still takes part: the lists must match on every rank.
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
-    }
-    comm_->all_reduce_sum(grads);
+    sync_->finish();  // the gradient buckets (most already in flight since backward)
   }
   r.loss = stats[0] * scale;
   for (size_t j = 0; j < metric_names.size(); ++j) {

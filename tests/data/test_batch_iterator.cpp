@@ -122,6 +122,57 @@ TEST(BatchIterator, ResumeFromStateReproducesTheRemainingBatches) {
   EXPECT_THROW(resumed.restore(Json{{"epoch", "x"}}), Error);
 }
 
+// DistributedSampler's semantics: the ranks' batches of a step are the one-process batch of
+// batch_size x world_size split by rank stride; the padded epoch repeats its first samples.
+TEST(BatchIterator, RanksSplitTheGlobalBatchByStride) {
+  auto d = dataset(11);
+  BatchIterator one(d, {.batch_size = 6, .seed = 3});
+  std::vector<std::vector<int64_t>> global;
+  while (auto b = one.next()) global.push_back(sample_order(*b));
+  ASSERT_EQ(global.size(), 2u);  // 6 + 5 samples
+
+  for (int world : {2, 3}) {
+    std::vector<BatchIterator> ranks;
+    for (int r = 0; r < world; ++r) ranks.emplace_back(d, IteratorOptions{.batch_size = 6 / world, .seed = 3, .rank = r, .world_size = world});
+    EXPECT_EQ(ranks[0].batches_per_epoch(), 2) << world;
+    // Step 0: rank r holds global[0][r], global[0][r + W], ...
+    for (int r = 0; r < world; ++r) {
+      auto b = ranks[static_cast<size_t>(r)].next();
+      ASSERT_TRUE(b);
+      std::vector<int64_t> expected;
+      for (size_t i = static_cast<size_t>(r); i < 6; i += static_cast<size_t>(world)) expected.push_back(global[0][i]);
+      EXPECT_EQ(sample_order(*b), expected) << "world " << world << " rank " << r;
+    }
+    // Step 1: the last 5 samples, padded to 6 with the epoch's first: every rank gets a batch.
+    std::multiset<int64_t> seen;
+    for (auto& it : ranks) {
+      auto b = it.next();
+      ASSERT_TRUE(b) << world;
+      for (int64_t s : sample_order(*b)) seen.insert(s);
+      EXPECT_FALSE(it.next()) << "end of epoch";
+      EXPECT_EQ(it.state().epoch, 1);
+    }
+    std::multiset<int64_t> expected(global[1].begin(), global[1].end());
+    expected.insert(global[0][0]);
+    EXPECT_EQ(seen, expected) << world;
+  }
+}
+
+TEST(BatchIterator, ACheckpointRecordsItsWorldSizeAndResumesAtTheGlobalPosition) {
+  auto d = dataset(16);
+  BatchIterator two(d, {.batch_size = 2, .seed = 4, .rank = 1, .world_size = 2});
+  two.next();
+  Json saved = two.state_json();
+  EXPECT_EQ(saved["world_size"], 2);
+  EXPECT_EQ(saved["index"], 4);  // global samples consumed
+  BatchIterator reference(d, {.batch_size = 4, .seed = 4});
+  reference.next();
+  BatchIterator one(d, {.batch_size = 4, .seed = 4});
+  one.restore(saved);  // a different world size: warns, continues at the same global sample
+  EXPECT_EQ(sample_order(*one.next()), sample_order(*reference.next()));
+  EXPECT_THROW(BatchIterator(d, {.rank = 2, .world_size = 2}), Error);
+}
+
 TEST(BatchIterator, PreferencePairs) {
   text::TokenizedDataset d;
   for (int i = 0; i < 5; ++i)

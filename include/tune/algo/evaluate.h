@@ -12,6 +12,9 @@
 
 namespace tune::algo {
 
+// Under data parallelism both are collectives: each rank evaluates its strided share of the items
+// and the sums are added over ranks, so every rank returns the whole set's figures.
+
 // Mean -log p over label tokens of `samples`, batch by batch, no gradients.
 double eval_loss(model::CausalLM& model, const std::vector<text::TokenizedSample>& samples, int64_t batch_size,
                  int32_t pad_id);
@@ -26,7 +29,8 @@ struct ExactMatchResult {
   int64_t count = 0;
   int64_t max_new_tokens = 0;        // the generation limit used
   double hit_limit = 0;              // share of answers cut by that limit (no EOS before it)
-  std::vector<std::string> answers;  // decoded, trimmed
+  std::vector<std::string> answers;  // decoded, trimmed: of this rank's share under data parallelism
+  std::vector<size_t> indices;       // the item each answer is of
 };
 
 // The answer length limit that cuts no reference: its longest tokenization, plus EOS, plus a margin

@@ -19,6 +19,8 @@
 
 namespace tune::algo {
 
+// Under data parallelism every rank constructs its Run; rank 0 alone writes (the others resume from
+// the same checkpoint and compare their weights with rank 0's at every save).
 class Run {
  public:
   // Creates output_dir, writes config.json + manifest.json, opens metrics.jsonl.
@@ -53,6 +55,7 @@ class Run {
   LogSection log_;
   std::unique_ptr<report::TensorBoardWriter> tensorboard_;
   std::unique_ptr<train::ProgressPrinter> progress_;
+  bool main_;  // rank 0 of a data-parallel job (or the only process): the one that writes
 };
 
 // Before anything is loaded: a fresh run (resume "") may only start in a missing or empty

@@ -78,6 +78,8 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
         micro.push_back(to_device(*b, device));
       }
     train::StepResult r = opt.stepper->step(counts, [&](int i) { return hooks.loss(micro[static_cast<size_t>(i)]); });
+    if (train::world().distributed())  // tokens/s of the whole job
+      tokens = static_cast<int64_t>(train::all_reduce_sum(train::world(), {static_cast<double>(tokens)})[0]);
     tokens_total += tokens;
     if (hooks.after_step) hooks.after_step(r);
     // A skipped step did not advance (the stepper warned and counts it toward its limit): the log
@@ -96,6 +98,13 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
       rec["epoch"] = batches.state().epoch;
       rec["skipped_steps"] = opt.stepper->total_skips();
       rec["peak_memory_bytes"] = peak_memory_bytes(device);
+      if (const auto* sync = opt.stepper->gradient_sync()) {  // data parallelism: what communication costs
+        rec["dist/world_size"] = train::world().world_size();
+        rec["dist/grad_bytes"] = sync->last().bytes;
+        rec["dist/grad_buckets"] = sync->last().buckets;
+        rec["dist/buckets_in_backward"] = sync->last().started_in_backward;
+        rec["dist/grad_wait_s"] = sync->last().exposed_s;
+      }
       run.log(step, rec);
     }
     const bool last = step == total;

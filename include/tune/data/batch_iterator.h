@@ -7,6 +7,12 @@
 // nullopt once at the end of an epoch and then continues with the next epoch.
 // state() = {"epoch": e, "index": i} (i = rows / samples / pairs already returned in epoch e) is
 // all a checkpoint needs: restore() rebuilds the same epoch plan and continues at i.
+//
+// Data parallelism (world_size > 1), with PyTorch DistributedSampler's semantics: every rank plans
+// the same epoch; a step's global batch is the next batch_size x world_size units, and rank r takes
+// units r, r + W, r + 2W, ... of it. Without drop_last the epoch is padded to a multiple of W by
+// repeating its first units, so every rank gets at least one unit per batch. The index counts global
+// units, so a checkpoint resumes at the same global sample position on any world size.
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -23,7 +29,9 @@ struct IteratorOptions {
   int64_t max_seq_len = 2048;   // packed row capacity
   bool shuffle = true;
   uint64_t seed = 42;
-  bool drop_last = false;       // skip a final batch smaller than batch_size
+  bool drop_last = false;       // skip a final batch smaller than batch_size (x world_size)
+  int rank = 0;                 // this process's rank and the number of data-parallel ranks
+  int world_size = 1;
   CollateOptions collate;
 };
 
@@ -31,9 +39,16 @@ struct IteratorOptions {
 struct IteratorState {
   int64_t epoch = 0;
   int64_t index = 0;
-  Json to_json() const { return {{"epoch", epoch}, {"index", index}}; }
+  int world_size = 1;  // of the run that saved it (informational: the index is global)
+  Json to_json() const { return {{"epoch", epoch}, {"index", index}, {"world_size", world_size}}; }
   static IteratorState from_json(const Json& j);
 };
+
+// `state` stamped with the world size of `options` (what a checkpoint records).
+inline IteratorState with_world(IteratorState state, const IteratorOptions& options) {
+  state.world_size = options.world_size;
+  return state;
+}
 
 class EpochPlan {
  public:
@@ -55,7 +70,7 @@ class BatchIterator {
   std::optional<Batch> next();
   int64_t batches_per_epoch() const;
   IteratorState state() const { return state_; }
-  Json state_json() const { return state_.to_json(); }
+  Json state_json() const { return with_world(state_, options_).to_json(); }
   void restore(const IteratorState& state);
   void restore(const Json& state) { restore(IteratorState::from_json(state)); }
  private:
@@ -75,7 +90,7 @@ class PreferenceBatchIterator {
   std::optional<PreferenceBatch> next();
   int64_t batches_per_epoch() const;
   IteratorState state() const { return state_; }
-  Json state_json() const { return state_.to_json(); }
+  Json state_json() const { return with_world(state_, options_).to_json(); }
   void restore(const IteratorState& state);
   void restore(const Json& state) { restore(IteratorState::from_json(state)); }
  private:

@@ -17,6 +17,8 @@ using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
 NamedParameters named_parameters_of(const torch::nn::Module& module);
 // Only the parameters with requires_grad (LoRA: the adapters), in the given order.
 NamedParameters trainable_only(const NamedParameters& params);
+// The tensors alone, in order.
+std::vector<torch::Tensor> parameter_tensors(const NamedParameters& params);
 
 // True for names ending in ".bias" or containing "norm" (any case: "input_layernorm", "LayerNorm").
 bool is_no_decay_parameter(std::string_view name);

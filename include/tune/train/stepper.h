@@ -1,6 +1,7 @@
 #pragma once
 // One optimizer step of any algorithm:
-//   global count -> per micro-batch: loss_sum / global count, backward -> all-reduce gradients
+//   global count -> per micro-batch: loss_sum / global count, backward (the last one all-reduces
+//   gradient buckets as they complete: GradientSync) -> all-reduce the loss and metric sums
 //   -> clip the gradient norm -> non-finite check (skip) -> optimizer step at the scheduled lr.
 // An algorithm's loop is then: build micro-batches, call step(), log the result.
 //
@@ -18,6 +19,7 @@
 
 #include "tune/core/json.h"
 #include "tune/train/communicator.h"
+#include "tune/train/gradient_sync.h"
 #include "tune/train/schedule.h"
 
 namespace tune::train {
@@ -59,7 +61,7 @@ struct StepResult {
 
 class Stepper {
  public:
-  // The optimizer's parameters are the ones clipped and all-reduced. comm defaults to local.
+  // The optimizer's parameters are the ones clipped and all-reduced. comm defaults to world().
   Stepper(torch::optim::Optimizer& optimizer, LrSchedule schedule, StepperConfig config = {},
           Communicator* comm = nullptr);
 
@@ -71,6 +73,8 @@ class Stepper {
   int consecutive_skips() const { return consecutive_skips_; }
   int64_t total_skips() const { return total_skips_; }
   const LrSchedule& schedule() const { return schedule_; }
+  // Buckets, bytes and how many buckets left during backward in the last step (null: one process).
+  const GradientSync* gradient_sync() const { return sync_.get(); }
   Communicator& communicator() { return *comm_; }
 
   // Step counters and the schedule's settings, for checkpoints. load_state restores the counters.
@@ -83,9 +87,9 @@ class Stepper {
   torch::optim::Optimizer& optimizer_;
   LrSchedule schedule_;
   StepperConfig config_;
-  LocalCommunicator local_;
   Communicator* comm_;
   std::vector<torch::Tensor> params_;
+  std::unique_ptr<GradientSync> sync_;  // data parallelism: gradient buckets overlapped with backward
   int64_t step_ = 0;
   int consecutive_skips_ = 0;
   int64_t total_skips_ = 0;
