@@ -33,6 +33,7 @@
 #include "tune/rollout/prompts.h"
 #include "tune/rollout/sampling.h"
 #include "tune/text/dataset.h"
+#include "tune/train/communicator.h"
 
 namespace tune::algo {
 namespace {
@@ -80,6 +81,25 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   if (rows_per_round % cfg.grpo.mini_batches != 0)
     usage_fail("config error: grpo.mini_batches (", cfg.grpo.mini_batches, ") must divide prompts_per_round x group_size (",
                rows_per_round, ")");
+  // Data parallelism: each rank rolls out its block of the round's prompts (groups stay whole on one
+  // rank, so group advantages need nothing from the others) and trains on its rows.
+  train::Communicator& world = train::world();
+  const int64_t ranks = world.world_size();
+  if (ranks > 1) {
+    if (cfg.grpo.prompts_per_round % ranks != 0)
+      usage_fail("config error: grpo.prompts_per_round (", cfg.grpo.prompts_per_round, ") must be a multiple of the ",
+                 ranks, " data-parallel ranks");
+    if ((rows_per_round / ranks) % cfg.grpo.mini_batches != 0)
+      usage_fail("config error: grpo.mini_batches (", cfg.grpo.mini_batches, ") must divide each rank's rows per round (",
+                 rows_per_round / ranks, " on ", ranks, " ranks)");
+    if (cfg.grpo.scale == "batch")
+      usage_fail("config error: grpo.scale: batch is not supported under data parallelism yet (the batch std would be "
+                 "each rank's); use group or none");
+    if (!cfg.ptx.path.empty())
+      usage_fail("config error: ptx is not supported under data parallelism yet (its NLL is normalised by this rank's "
+                 "tokens)");
+  }
+  const int64_t rows_per_rank = rows_per_round / ranks;
   log::info("grpo: ", train_prompts.size(), " train / ", eval_prompts.size(), " eval prompts; rounds of ",
             cfg.grpo.prompts_per_round, " prompts x G ", cfg.grpo.group_size, ", ", steps_per_round,
             " optimizer steps each (mu ", cfg.grpo.mu, " x ", cfg.grpo.mini_batches, " mini-batches); ", total_steps,
@@ -97,7 +117,9 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   log::info("reference: ", reference.describe());
   reward::Composite rewards = build_reward(cfg.reward);
   rollout::RolloutEngine engine(model, rollout::engine_options(*tokenizer, cfg.engine, &policy.lora));
-  torch::Generator generator = rollout::make_generator(device, static_cast<uint64_t>(cfg.seed));
+  // Rank 0 draws what one process draws; the others their own streams.
+  torch::Generator generator =
+      rollout::make_generator(device, static_cast<uint64_t>(cfg.seed) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(world.rank()));
   PromptOrder order(static_cast<int64_t>(train_prompts.size()), static_cast<uint64_t>(cfg.data.seed));
   const PolicyLossConfig loss_cfg = loss_config(cfg);
 
@@ -117,24 +139,33 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   int64_t step = run.resume(cfg.resume, state);
   if (state.data_position.is_object() && state.data_position.contains("prompts")) {
     order.restore(state.data_position.at("prompts"));
-    set_generator_hex(generator, state.data_position.at("rollout_rng").get<std::string>());
+    const Json& per_rank = state.data_position.contains("rollout_rng_ranks") ? state.data_position.at("rollout_rng_ranks") : Json();
+    if (per_rank.is_array() && static_cast<int64_t>(per_rank.size()) == ranks)
+      set_generator_hex(generator, per_rank.at(static_cast<size_t>(world.rank())).get<std::string>());
+    else if (ranks == 1)
+      set_generator_hex(generator, state.data_position.at("rollout_rng").get<std::string>());
+    else
+      log::warn("resuming on ", ranks, " ranks from a checkpoint of ", per_rank.is_array() ? per_rank.size() : 1,
+                ": the rollout random streams start afresh (prompts continue where they were)");
     rewards.restore(state.data_position.value("reward", Json::object()));
   }
   auto save = [&](std::optional<double> metric) {
-    state.data_position = {{"prompts", order.state()}, {"rollout_rng", generator_hex(generator)},
-                           {"reward", rewards.state()}};
+    const auto streams = train::all_gather_text(world, generator_hex(generator));  // every rank's, for an exact resume
+    state.data_position = {{"prompts", order.state()}, {"rollout_rng", streams.front()},
+                           {"rollout_rng_ranks", streams}, {"reward", rewards.state()}};
     run.save(state, step, metric);
   };
 
   // The samples of a few completions per round: practitioners judge RL by bad cases.
   const std::filesystem::path samples_path = std::filesystem::path(cfg.output_dir) / "samples.jsonl";
   auto write_samples = [&](const std::string& kind, int64_t at, const std::vector<RoundSample>& samples, int64_t n) {
-    algo::write_samples(samples_path, kind, at, samples, n);
+    if (world.is_main()) algo::write_samples(samples_path, kind, at, samples, n);  // rank 0's share
   };
 
   // The symptom watcher (the table of tune/report/symptoms.h, which tune doctor runs too).
   report::SymptomWatcher symptoms("grpo");
   auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
+    if (!world.is_main()) return;  // the same global figures on every rank: one report
     for (const auto& s : found) {
       log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
       run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
@@ -185,15 +216,25 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     std::map<std::string, std::pair<double, int64_t>> term_sums;
     int64_t groups = 0, flat_groups = 0, completion_tokens = 0, truncated = 0, nulls = 0, max_len = 0, samples_n = 0;
     const int64_t attempts = cfg.grpo.dynamic_sampling ? 1 + cfg.grpo.max_sampling_rounds : 1;
-    for (int64_t attempt = 0; attempt < attempts && rows.size() < rows_per_round; ++attempt) {
-      const int64_t want = attempt == 0 ? cfg.grpo.prompts_per_round
-                                        : (rows_per_round - rows.size() + cfg.grpo.group_size - 1) / cfg.grpo.group_size;
+    for (int64_t attempt = 0; attempt < attempts; ++attempt) {
+      // Prompts each rank still needs (all of them draw the same ones from the shared order, and
+      // each takes its own block): its share at first, then what fills its rows (dynamic sampling).
+      const int64_t need = attempt == 0 ? cfg.grpo.prompts_per_round / ranks
+                                        : (std::max<int64_t>(0, rows_per_rank - rows.size()) + cfg.grpo.group_size - 1) /
+                                              cfg.grpo.group_size;
+      const std::vector<int64_t> needs = gather_counts(world, need);
+      const int64_t total_need = std::accumulate(needs.begin(), needs.end(), int64_t{0});
+      if (total_need == 0) break;
+      const int64_t mine_from = std::accumulate(needs.begin(), needs.begin() + world.rank(), int64_t{0});
       std::vector<int64_t> picked;
       std::vector<rollout::RolloutPrompt> prompts;
-      for (int64_t k = 0; k < want; ++k) {
-        picked.push_back(order.next());
-        prompts.push_back(train_prompts[static_cast<size_t>(picked.back())]);
+      for (int64_t k = 0; k < total_need; ++k) {
+        const int64_t p = order.next();
+        if (k < mine_from || k >= mine_from + need) continue;
+        picked.push_back(p);
+        prompts.push_back(train_prompts[static_cast<size_t>(p)]);
       }
+      if (picked.empty()) continue;
       auto t0 = RlClock::now();
       auto r = engine.rollout(rollout::prompt_ids(prompts), cfg.grpo.group_size, cfg.rollout, generator);
       t_generate += seconds_since(t0);
@@ -222,13 +263,23 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
       flat_groups += scored.zero_variance_groups;
       rows.append(scored.rows);
     }
-    rollout_tokens_total += completion_tokens;
-    if (rows.size() > rows_per_round) rows = rows.select([&] {
-        std::vector<int64_t> keep(static_cast<size_t>(rows_per_round));
-        for (int64_t i = 0; i < rows_per_round; ++i) keep[static_cast<size_t>(i)] = i;
+    if (rows.size() > rows_per_rank) rows = rows.select([&] {
+        std::vector<int64_t> keep(static_cast<size_t>(rows_per_rank));
+        for (int64_t i = 0; i < rows_per_rank; ++i) keep[static_cast<size_t>(i)] = i;
         return keep;
       }());
-    if (rows.size() == 0) {
+    // The round's figures over every rank (the sums, then the same means everywhere).
+    RoundTally tally{samples_n, nulls, completion_tokens, truncated, max_len, groups, flat_groups, rows.size(),
+                     judged_rewards, term_sums};
+    tally = tally.over(world);
+    std::tie(samples_n, nulls, completion_tokens, truncated, max_len, groups, flat_groups) =
+        std::tuple{tally.samples, tally.nulls, tally.completion_tokens, tally.truncated, tally.max_length, tally.groups,
+                   tally.flat_groups};
+    term_sums = tally.terms;
+    rollout_tokens_total += completion_tokens;
+    // A step needs rows on every rank: a rank left with fewer than one per mini-batch skips the round
+    // for all of them (on one process: no row at all).
+    if (tally.fewest_rows < cfg.grpo.mini_batches) {
       // Every group was without signal even after the extra rounds: nothing to learn from; the
       // step does not advance, and the skip counts toward the stepper's limit.
       // Every group was without signal even after the extra rollouts: nothing to learn from, so no
@@ -238,8 +289,10 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
              " groups in the last, ", cfg.grpo.max_sampling_rounds, " extra rollouts each): the model solves every ",
              "prompt always or never; run `tune probe` on the model and prompts (RL needs prompts solved sometimes), ",
              "or train without grpo.dynamic_sampling");
-      log::warn("grpo: no group with reward variance in this round (", groups, " groups): no step made (",
-                rounds_without_signal, " in a row)");
+      log::warn("grpo: no group with reward variance in this round (", groups, " groups",
+                ranks > 1 ? str("; a rank kept ", tally.fewest_rows, " rows, fewer than its ", cfg.grpo.mini_batches,
+                                " mini-batches") : std::string(),
+                "): no step made (", rounds_without_signal, " in a row)");
       continue;
     }
     rounds_without_signal = 0;
@@ -249,7 +302,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     write_samples("train", step + 1, rows.samples, cfg.grpo.log_samples);
 
     // Round metrics, logged with each of its steps.
-    auto [reward_mean, reward_std] = mean_std(judged_rewards);
+    auto [reward_mean, reward_std] = tally.reward_mean_std();
     Json round = {{"reward", reward_mean},
                   {"reward_std", reward_std},
                   {"completion_length", samples_n ? static_cast<double>(completion_tokens) / samples_n : 0.0},
@@ -258,7 +311,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
                   {"reward_null", nulls},
                   {"zero_variance_groups", groups ? static_cast<double>(flat_groups) / groups : 0.0},
                   {"groups_sampled", groups},
-                  {"rows_trained", rows.size()},
+                  {"rows_trained", tally.rows},
                   {"rollout_tokens_per_s", t_generate > 0 ? completion_tokens / t_generate : 0.0},
                   {"time/generate", t_generate},
                   {"time/score", t_score},

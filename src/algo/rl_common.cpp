@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -209,10 +210,12 @@ Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollou
     if (greedy) sampling.temperature = 0;
     int64_t passed = 0, judged = 0, cut = 0;
     double reward_sum = 0;
-    for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(eval.batch_size)) {
-      const size_t last = std::min(prompts.size(), first + static_cast<size_t>(eval.batch_size));
-      std::vector<rollout::RolloutPrompt> chunk(prompts.begin() + static_cast<std::ptrdiff_t>(first),
-                                                prompts.begin() + static_cast<std::ptrdiff_t>(last));
+    // Data parallelism: each rank answers its strided share of the prompts; the counts are summed.
+    const std::vector<size_t> mine = train::strided_share(prompts.size(), train::world());
+    for (size_t first = 0; first < mine.size(); first += static_cast<size_t>(eval.batch_size)) {
+      const size_t last = std::min(mine.size(), first + static_cast<size_t>(eval.batch_size));
+      std::vector<rollout::RolloutPrompt> chunk;
+      for (size_t k = first; k < last; ++k) chunk.push_back(prompts[mine[k]]);
       auto r = engine.rollout(rollout::prompt_ids(chunk), 1, sampling, generator);
       std::vector<reward::Sample> rs;
       for (const auto& info : r.samples) rs.push_back(reward_sample(chunk[static_cast<size_t>(info.prompt_index)], info));
@@ -231,6 +234,12 @@ Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollou
                             r.samples[i].completion_length, r.samples[i].truncated, ""});
       }
     }
+    auto sums = train::all_reduce_sum(train::world(), {static_cast<double>(passed), static_cast<double>(judged),
+                                                       static_cast<double>(cut), reward_sum});
+    passed = static_cast<int64_t>(sums[0]);
+    judged = static_cast<int64_t>(sums[1]);
+    cut = static_cast<int64_t>(sums[2]);
+    reward_sum = sums[3];
     const std::string key = greedy ? "eval_pass@1_greedy" : "eval_pass@1_sampled";
     const double rate = judged > 0 ? static_cast<double>(passed) / static_cast<double>(judged) : 0.0;
     rec[key] = rate;
@@ -242,6 +251,60 @@ Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollou
   rec["eval_pass@1"] = metric ? *metric : 0.0;
   rec["eval_prompts"] = prompts.size();
   return rec;
+}
+
+std::vector<int64_t> gather_counts(train::Communicator& comm, int64_t count) {
+  std::vector<double> slots(static_cast<size_t>(comm.world_size()), 0.0);
+  slots[static_cast<size_t>(comm.rank())] = static_cast<double>(count);
+  slots = train::all_reduce_sum(comm, slots);
+  std::vector<int64_t> out;
+  for (double v : slots) out.push_back(static_cast<int64_t>(v));
+  return out;
+}
+
+RoundTally RoundTally::over(train::Communicator& comm) const {
+  RoundTally t = *this;
+  for (double r : rewards) {
+    t.reward_sum += r;
+    t.reward_squares += r * r;
+  }
+  t.reward_count = static_cast<int64_t>(rewards.size());
+  t.fewest_rows = rows;
+  if (comm.world_size() == 1) return t;
+  Json mine = {{"counts", {samples, nulls, completion_tokens, truncated, max_length, groups, flat_groups, rows}},
+               {"rewards", {t.reward_sum, t.reward_squares, t.reward_count}},
+               {"terms", Json::object()}};
+  for (const auto& [name, sum] : terms) mine["terms"][name] = {sum.first, sum.second};
+  RoundTally all;
+  all.fewest_rows = std::numeric_limits<int64_t>::max();
+  for (const auto& text : train::all_gather_text(comm, mine.dump())) {
+    const Json j = Json::parse(text);
+    const auto& c = j.at("counts");
+    all.samples += c[0].get<int64_t>();
+    all.nulls += c[1].get<int64_t>();
+    all.completion_tokens += c[2].get<int64_t>();
+    all.truncated += c[3].get<int64_t>();
+    all.max_length = std::max(all.max_length, c[4].get<int64_t>());
+    all.groups += c[5].get<int64_t>();
+    all.flat_groups += c[6].get<int64_t>();
+    all.rows += c[7].get<int64_t>();
+    all.fewest_rows = std::min(all.fewest_rows, c[7].get<int64_t>());
+    all.reward_sum += j.at("rewards")[0].get<double>();
+    all.reward_squares += j.at("rewards")[1].get<double>();
+    all.reward_count += j.at("rewards")[2].get<int64_t>();
+    for (auto it = j.at("terms").begin(); it != j.at("terms").end(); ++it) {
+      all.terms[it.key()].first += it.value()[0].get<double>();
+      all.terms[it.key()].second += it.value()[1].get<int64_t>();
+    }
+  }
+  return all;
+}
+
+std::pair<double, double> RoundTally::reward_mean_std() const {
+  if (!rewards.empty() && reward_count == static_cast<int64_t>(rewards.size())) return mean_std(rewards);  // one process
+  if (reward_count == 0) return {0, 0};
+  const double n = static_cast<double>(reward_count), m = reward_sum / n;
+  return {m, std::sqrt(std::max(0.0, reward_squares / n - m * m))};
 }
 
 }  // namespace tune::algo

@@ -26,6 +26,7 @@
 #include "tune/rollout/prompts.h"
 #include "tune/text/dataset.h"
 #include "tune/text/tokenizer.h"
+#include "tune/train/communicator.h"
 
 namespace tune::algo {
 
@@ -95,6 +96,25 @@ std::pair<double, double> mean_std(const std::vector<double>& v);
 // Adds each term's details of one score_terms call (a reward model's raw scores) to a round's
 // per-term sums, keyed "<term>/<key>": logged as reward/<term>/<key> beside reward/<term>.
 void add_term_details(const reward::Scores& scores, std::map<std::string, std::pair<double, int64_t>>& sums);
+
+// Data parallelism: every rank's count, in rank order (world size 1: {count}).
+std::vector<int64_t> gather_counts(train::Communicator& comm, int64_t count);
+
+// A round's sampling figures on this rank, and over() them summed over every rank (maxima and the
+// fewest rows kept apart), so the metrics are the whole round's whatever the world size.
+struct RoundTally {
+  int64_t samples = 0, nulls = 0, completion_tokens = 0, truncated = 0, max_length = 0, groups = 0, flat_groups = 0;
+  int64_t rows = 0;                 // rows kept for training (summed over ranks by over())
+  std::vector<double> rewards;      // this rank's judged rewards (their sums travel)
+  std::map<std::string, std::pair<double, int64_t>> terms;  // reward term -> (sum, count)
+  int64_t fewest_rows = 0;          // set by over(): the smallest rank's rows
+  double reward_sum = 0, reward_squares = 0;
+  int64_t reward_count = 0;
+
+  RoundTally over(train::Communicator& comm) const;
+  // Mean and population std of the judged rewards (mean_std over every rank's).
+  std::pair<double, double> reward_mean_std() const;
+};
 
 // Held-out pass@1, greedy and one sample per prompt at `sampling`'s temperature (as eval selects):
 // a record with eval_pass@1_greedy / _sampled, eval_reward_*, eval_truncated_*, eval_pass@1 (the

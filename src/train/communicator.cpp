@@ -38,6 +38,28 @@ std::vector<double> all_reduce_sum(Communicator& comm, std::vector<double> value
   return values;
 }
 
+std::vector<std::string> all_gather_text(Communicator& comm, const std::string& text) {
+  if (comm.world_size() == 1) return {text};
+  const auto w = static_cast<size_t>(comm.world_size()), me = static_cast<size_t>(comm.rank());
+  std::vector<double> lengths(w, 0.0);
+  lengths[me] = static_cast<double>(text.size());
+  lengths = all_reduce_sum(comm, lengths);
+  int64_t longest = 0;
+  for (double l : lengths) longest = std::max(longest, static_cast<int64_t>(l));
+  // int32 slots: a sum of one non-zero byte and zeros, exact in any reduction order.
+  torch::Tensor slots = torch::zeros({static_cast<int64_t>(w), std::max<int64_t>(longest, 1)}, torch::kInt32);
+  int32_t* row = slots.data_ptr<int32_t>() + static_cast<int64_t>(me) * slots.size(1);
+  for (size_t i = 0; i < text.size(); ++i) row[i] = static_cast<int32_t>(static_cast<unsigned char>(text[i]));
+  std::vector<torch::Tensor> t{slots};
+  comm.all_reduce_sum(t);
+  std::vector<std::string> out(w);
+  auto acc = t[0].accessor<int32_t, 2>();
+  for (size_t r = 0; r < w; ++r)
+    for (int64_t i = 0; i < static_cast<int64_t>(lengths[r]); ++i)
+      out[r].push_back(static_cast<char>(static_cast<unsigned char>(acc[static_cast<int64_t>(r)][i])));
+  return out;
+}
+
 void all_reduce_sums(Communicator& comm, double& scalar, std::map<std::string, double>& sums) {
   if (comm.world_size() == 1) return;
   std::vector<double> values{scalar};

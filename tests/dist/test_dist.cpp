@@ -137,6 +137,9 @@ TEST(Gloo, AllReduceBroadcastBarrierOnMixedTensors) {
     comm.barrier();
     auto sums = train::all_reduce_sum(comm, {1.0, static_cast<double>(r)});
     EXPECT_EQ(sums, (std::vector<double>{3.0, 3.0}));
+    const std::string mine = r == 1 ? std::string() : std::string(static_cast<size_t>(3 + r), static_cast<char>('a' + r)) + "\xff";
+    auto texts = train::all_gather_text(comm, mine);
+    EXPECT_EQ(texts, (std::vector<std::string>{"aaa\xff", "", "ccccc\xff"}));
   });
   for (const auto& e : errors) EXPECT_EQ(e, "");
 }

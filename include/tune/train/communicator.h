@@ -57,6 +57,10 @@ void set_world(std::shared_ptr<Communicator> communicator);
 // Sums of doubles over all ranks (one float64 all-reduce; nothing to do at world size 1).
 std::vector<double> all_reduce_sum(Communicator& comm, std::vector<double> values);
 
+// Every rank's `text`, in rank order (two all-reduces: the lengths, then the bytes in each rank's
+// own slot). For small records (JSON statistics, RNG states), not for bulk data.
+std::vector<std::string> all_gather_text(Communicator& comm, const std::string& text);
+
 // A scalar and named sums, summed over all ranks in one all-reduce (same keys on every rank).
 void all_reduce_sums(Communicator& comm, double& scalar, std::map<std::string, double>& sums);
 
