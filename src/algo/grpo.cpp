@@ -139,14 +139,7 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
   int64_t step = run.resume(cfg.resume, state);
   if (state.data_position.is_object() && state.data_position.contains("prompts")) {
     order.restore(state.data_position.at("prompts"));
-    const Json& per_rank = state.data_position.contains("rollout_rng_ranks") ? state.data_position.at("rollout_rng_ranks") : Json();
-    if (per_rank.is_array() && static_cast<int64_t>(per_rank.size()) == ranks)
-      set_generator_hex(generator, per_rank.at(static_cast<size_t>(world.rank())).get<std::string>());
-    else if (ranks == 1)
-      set_generator_hex(generator, state.data_position.at("rollout_rng").get<std::string>());
-    else
-      log::warn("resuming on ", ranks, " ranks from a checkpoint of ", per_rank.is_array() ? per_rank.size() : 1,
-                ": the rollout random streams start afresh (prompts continue where they were)");
+    restore_rollout_streams(generator, state.data_position, world);
     rewards.restore(state.data_position.value("reward", Json::object()));
   }
   auto save = [&](std::optional<double> metric) {

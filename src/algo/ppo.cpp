@@ -15,6 +15,7 @@
 #include "algo/ppo_critic.h"
 #include "algo/ppo_shared_base.h"
 #include "algo/ptx.h"
+#include "tune/train/communicator.h"
 #include "algo/rl_common.h"
 #include "tune/algo/logprobs.h"
 #include "tune/algo/model_reward.h"
@@ -202,6 +203,23 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     usage_fail("config error: ppo.mini_batch_size (", cfg.ppo.mini_batch_size,
                ") must divide ppo.prompts_per_round x ppo.group_size (", rows_per_round, ")");
   const int64_t mini_batches = rows_per_round / cfg.ppo.mini_batch_size;
+  // Data parallelism: each rank rolls out its block of the round's prompts and takes its share of
+  // every mini-batch; the round's statistics (whitening, the KL controller's input, reward scaling,
+  // the metrics) are over every rank's rows.
+  train::Communicator& world = train::world();
+  const int64_t ranks = world.world_size();
+  if (ranks > 1) {
+    if (cfg.ppo.prompts_per_round % ranks != 0 || cfg.ppo.mini_batch_size % ranks != 0)
+      usage_fail("config error: ppo.prompts_per_round (", cfg.ppo.prompts_per_round, ") and ppo.mini_batch_size (",
+                 cfg.ppo.mini_batch_size, ") must be multiples of the ", ranks, " data-parallel ranks");
+    if (est == "reinforce_pp")
+      usage_fail("config error: ppo.estimator: reinforce_pp is not supported under data parallelism yet (its return "
+                 "whitening would be each rank's); use gae, rloo or reinforce_baseline");
+    if (!cfg.ptx.path.empty())
+      usage_fail("config error: ptx is not supported under data parallelism yet (its NLL is normalised by this rank's "
+                 "tokens)");
+  }
+  const int64_t mini_batch_rows = cfg.ppo.mini_batch_size / ranks;  // this rank's share of a mini-batch
   const int64_t steps_per_round = cfg.ppo.ppo_epochs * mini_batches;
   const int64_t rounds_per_epoch =
       std::max<int64_t>(1, static_cast<int64_t>(train_prompts.size()) / cfg.ppo.prompts_per_round);
@@ -248,7 +266,9 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     log::info("shared base: no, ", shared_plan.why_not);
   }
   rollout::RolloutEngine engine(model, rollout::engine_options(*tokenizer, cfg.engine, &policy.lora));
-  torch::Generator generator = rollout::make_generator(device, static_cast<uint64_t>(cfg.seed));
+  // Rank 0 draws what one process draws; the others their own streams.
+  torch::Generator generator =
+      rollout::make_generator(device, static_cast<uint64_t>(cfg.seed) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(world.rank()));
   PromptOrder order(static_cast<int64_t>(train_prompts.size()), static_cast<uint64_t>(cfg.data.seed));
   const PolicyLossConfig loss_cfg = loss_config(cfg);
   const ValueLossConfig value_cfg{cfg.ppo.value_clip, cfg.ppo.vf_coef};
@@ -286,15 +306,17 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   if (state.data_position.is_object() && state.data_position.contains("prompts")) {
     const Json& dp = state.data_position;
     order.restore(dp.at("prompts"));
-    set_generator_hex(generator, dp.at("rollout_rng").get<std::string>());
+    restore_rollout_streams(generator, dp, world);
     rewards.restore(dp.value("reward", Json::object()));
     kl_ctl->load_state(dp.at("kl"));
     if (dp.contains("return_stats")) return_stats.restore(dp.at("return_stats"));
     if (critic_opt) opt.stepper->load_state(dp.at("policy_stepper"));
   }
   auto save = [&](std::optional<double> metric) {
+    const auto streams = train::all_gather_text(world, generator_hex(generator));  // every rank's, for an exact resume
     state.data_position = {{"prompts", order.state()},
-                           {"rollout_rng", generator_hex(generator)},
+                           {"rollout_rng", streams.front()},
+                           {"rollout_rng_ranks", streams},
                            {"reward", rewards.state()},
                            {"kl", kl_ctl->state()},
                            {"return_stats", return_stats.state()},
@@ -305,6 +327,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   const stdfs::path samples_path = stdfs::path(cfg.output_dir) / "samples.jsonl";
   report::SymptomWatcher symptoms("ppo");
   auto report_symptoms = [&](const std::vector<report::Symptom>& found) {
+    if (!world.is_main()) return;  // the same global figures on every rank: one report
     for (const auto& s : found) {
       log::warn("symptom at step ", s.step, ": ", s.message, "\n  remedy: ", s.remedy);
       run.log(s.step, {{"symptom", s.id}, {"message", s.message}, {"remedy", s.remedy}});
@@ -316,7 +339,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     if (eval_prompts.empty()) return std::nullopt;
     std::vector<RoundSample> shown;
     Json rec = evaluate_pass_at_1(engine, eval_prompts, rewards, cfg.eval, cfg.rollout, generator, &shown);
-    if (cfg.eval.greedy) write_samples(samples_path, "eval", at, shown, 4);
+    if (cfg.eval.greedy && world.is_main()) write_samples(samples_path, "eval", at, shown, 4);
     log::info("eval at step ", at, ": pass@1 greedy ",
               rec.contains("eval_pass@1_greedy") ? fixed(100 * rec["eval_pass@1_greedy"].get<double>(), 1) + "%" : "-",
               ", sampled ",
@@ -344,9 +367,12 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     // --- Rollouts and scores.
     std::vector<int64_t> picked;
     std::vector<rollout::RolloutPrompt> prompts;
+    const int64_t share = cfg.ppo.prompts_per_round / ranks;  // every rank draws them all, keeps its block
     for (int64_t k = 0; k < cfg.ppo.prompts_per_round; ++k) {
-      picked.push_back(order.next());
-      prompts.push_back(train_prompts[static_cast<size_t>(picked.back())]);
+      const int64_t p = order.next();
+      if (k / share != world.rank()) continue;
+      picked.push_back(p);
+      prompts.push_back(train_prompts[static_cast<size_t>(p)]);
     }
     auto t0 = RlClock::now();
     auto r = engine.rollout(rollout::prompt_ids(prompts), G, cfg.rollout, generator);
@@ -358,7 +384,8 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     const double t_score = seconds_since(t0);
     RoundRows rows = score_round(r, rs, scores, picked, round_opts).rows;
     const int64_t N = rows.size();
-    if (N == 0 || rows.mask.sum().item<double>() == 0) {
+    const bool empty_here = N == 0 || rows.mask.sum().item<double>() == 0;
+    if (train::all_reduce_sum(world, {empty_here ? 1.0 : 0.0})[0] > 0) {  // on any rank: no step anywhere
       if (++empty_rounds >= cfg.train.max_consecutive_skips)
         fail("ppo: ", empty_rounds, " rounds in a row had no completion to train on (every reward null, or every ",
              "completion masked): check the reward (tune score / samples.jsonl) and ppo.mask_truncated");
@@ -390,6 +417,10 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       truncated += r.samples[static_cast<size_t>(i)].truncated;
     }
     add_term_details(scores, term_sums);
+    // The round's sampling figures over every rank.
+    const RoundTally tally =
+        RoundTally{N, nulls, completion_tokens, truncated, max_len, 0, 0, N, judged, term_sums}.over(world);
+    completion_tokens = tally.completion_tokens;
     rollout_tokens_total += completion_tokens;
 
     // --- Old log-probs, reference log-probs, old values: the round's fixed quantities.
@@ -448,7 +479,9 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       torch::Tensor first = mask.to(torch::kFloat32).argmax(1, /*keepdim=*/true);  // [N, 1]
       torch::Tensor ret = ops::discounted_returns(token_r, mask, cfg.ppo.gamma).gather(1, first).squeeze(1);  // [N]
       ret = ret.index({mask.sum(1).gt(0)}).to(torch::kCPU).to(torch::kFloat64).contiguous();
-      return_stats.apply(std::vector<double>(ret.data_ptr<double>(), ret.data_ptr<double>() + ret.numel()));
+      std::vector<double> round_returns(ret.data_ptr<double>(), ret.data_ptr<double>() + ret.numel());
+      if (ranks > 1) round_returns = gather_values(world, round_returns);  // every rank's, in rank order
+      return_stats.apply(round_returns);
       if (return_stats.std() > 1e-8) reward_divisor = return_stats.std();
       token_r = token_r / reward_divisor;
     }
@@ -464,34 +497,44 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
     } else {  // reinforce_pp, reinforce_baseline: whitened returns
       advantages = ops::reinforce_pp_advantages(token_r, mask, cfg.ppo.gamma, cfg.ppo.whiten_eps).to(torch::kFloat32);
     }
-    const double adv_mean = ops::masked_mean(advantages, mask).item<double>();
-    const double adv_std = std::sqrt(ops::masked_var(advantages, mask).item<double>());
+    const MaskedMoments adv_moments = masked_moments(advantages, mask, world);
+    const double adv_mean = adv_moments.mean, adv_std = std::sqrt(adv_moments.var);
     if (use_critic && cfg.ppo.whiten_advantages)
-      advantages = ops::masked_whiten(advantages, mask, /*shift_mean=*/true, cfg.ppo.whiten_eps);
+      advantages = ranks == 1 ? ops::masked_whiten(advantages, mask, /*shift_mean=*/true, cfg.ppo.whiten_eps)
+                              : whiten_with(advantages, mask, adv_moments, cfg.ppo.whiten_eps);
     rows.advantages = advantages * mask;  // [N, T]: the policy loss takes per-token advantages
 
     // Round metrics, logged with each of its steps.
     auto row_on = mask.sum(1).gt(0);                                  // [N] rows that count
-    const double rows_on = std::max<double>(1.0, row_on.sum().item<double>());
     torch::Tensor kl_seq = kl_tok.sum(1);                             // [N] per-sequence KL
-    const double kl_seq_mean = (kl_seq * row_on).sum().item<double>() / rows_on;
-    const double reward_with_kl = ((token_r_unscaled * mask).sum(1) * row_on).sum().item<double>() / rows_on;
-    auto [score_mean, score_std] = mean_std(judged);
+    // Sums over every rank: rows, per-sequence KL, reward with KL, per-token KL and its tokens.
+    const auto sums = train::all_reduce_sum(
+        world, {row_on.sum().item<double>(), (kl_seq * row_on).sum().item<double>(),
+                ((token_r_unscaled * mask).sum(1) * row_on).sum().item<double>(), (kl_tok * mask).sum().item<double>(),
+                mask.sum().item<double>()});
+    const double rows_on = std::max<double>(1.0, sums[0]);
+    const double kl_seq_mean = sums[1] / rows_on;
+    const double reward_with_kl = sums[2] / rows_on;
+    const double kl_token_mean = ranks == 1 ? ops::masked_mean(kl_tok, mask).item<double>() : sums[3] / std::max(1.0, sums[4]);
+    double kl_max = masked_max(kl_tok, mask);
+    if (ranks > 1)
+      for (const auto& text : train::all_gather_text(world, Json(kl_max).dump())) kl_max = std::max(kl_max, Json::parse(text).get<double>());
+    auto [score_mean, score_std] = tally.reward_mean_std();
     Json round = {{"reward", score_mean},
                   {"reward_std", score_std},
                   {"reward_with_kl", reward_with_kl},
                   {"non_score_reward", -kl_coef * kl_seq_mean},
-                  {"kl", ops::masked_mean(kl_tok, mask).item<double>()},
+                  {"kl", kl_token_mean},
                   {"kl_seq", kl_seq_mean},
-                  {"kl_max", masked_max(kl_tok, mask)},
+                  {"kl_max", kl_max},
                   {"kl_coef", kl_coef},
                   {"reward_scale", reward_divisor},
                   {"advantages/mean", adv_mean},
                   {"advantages/std", adv_std},
-                  {"completion_length", N ? static_cast<double>(completion_tokens) / N : 0.0},
-                  {"completion_length_max", max_len},
-                  {"truncated", N ? static_cast<double>(truncated) / N : 0.0},
-                  {"reward_null", nulls},
+                  {"completion_length", tally.samples ? static_cast<double>(completion_tokens) / tally.samples : 0.0},
+                  {"completion_length_max", tally.max_length},
+                  {"truncated", tally.samples ? static_cast<double>(tally.truncated) / tally.samples : 0.0},
+                  {"reward_null", tally.nulls},
                   {"rows_trained", rows_on},
                   {"sampler_logp_gap_max", gap_max},
                   {"rollout_tokens_per_s", t_generate > 0 ? completion_tokens / t_generate : 0.0},
@@ -504,12 +547,12 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       round["value/mean_old"] = ops::masked_mean(old_values, mask).item<double>();
       round["returns/mean_round"] = ops::masked_mean(returns, mask).item<double>();
     }
-    for (const auto& [name, sum] : term_sums) round["reward/" + name] = sum.first / static_cast<double>(sum.second);
+    for (const auto& [name, sum] : tally.terms) round["reward/" + name] = sum.first / static_cast<double>(sum.second);
     {
       auto per_row = ((rows.advantages.sum(1)) / mask.sum(1).clamp_min(1)).to(torch::kCPU);
       for (int64_t i = 0; i < N; ++i) rows.samples[static_cast<size_t>(i)].advantage = per_row[i].item<double>();
     }
-    write_samples(samples_path, "train", step + 1, rows.samples, cfg.ppo.log_samples);
+    if (world.is_main()) write_samples(samples_path, "train", step + 1, rows.samples, cfg.ppo.log_samples);
 
     // --- ppo_epochs passes of mini-batch steps, rows shuffled per pass (seeded by the round's start).
     std::mt19937_64 shuffle(static_cast<uint64_t>(cfg.seed) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step));
@@ -518,8 +561,8 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       std::vector<int64_t> perm(static_cast<size_t>(N));
       std::iota(perm.begin(), perm.end(), 0);
       std::shuffle(perm.begin(), perm.end(), shuffle);
-      for (int64_t mb_first = 0; mb_first < N && step < total_steps; mb_first += cfg.ppo.mini_batch_size) {
-        const int64_t mb_n = std::min(cfg.ppo.mini_batch_size, N - mb_first);
+      for (int64_t mb_first = 0; mb_first < N && step < total_steps; mb_first += mini_batch_rows) {
+        const int64_t mb_n = std::min(mini_batch_rows, N - mb_first);
         std::vector<int64_t> idx(perm.begin() + mb_first, perm.begin() + mb_first + mb_n);
         RoundRows mb = rows.select(idx);
         auto index = torch::tensor(idx, torch::kInt64).to(device);
@@ -626,7 +669,7 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
   run.finish();
   const auto out = stdfs::path(cfg.output_dir);
   export_policy(policy, cfg.lora, out / "final");
-  if (critic) save_critic(*critic, out / "critic");
+  if (critic) train::on_main_rank(world, "saving the critic", [&] { save_critic(*critic, out / "critic"); });
   log::info("done: ", (out / "final").string(), policy.use_lora() ? " (PEFT adapter)" : " (Hugging Face model)",
             critic ? str("; critic: ", (out / "critic").string(), " (value model, reward-model layout)") : std::string());
 }

@@ -1,5 +1,7 @@
 #include "algo/rl_common.h"
 
+#include "tune/ops/masked.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -251,6 +253,49 @@ Json evaluate_pass_at_1(rollout::RolloutEngine& engine, const std::vector<rollou
   rec["eval_pass@1"] = metric ? *metric : 0.0;
   rec["eval_prompts"] = prompts.size();
   return rec;
+}
+
+void restore_rollout_streams(torch::Generator& generator, const Json& dp, train::Communicator& comm) {
+  const Json per_rank = dp.contains("rollout_rng_ranks") ? dp.at("rollout_rng_ranks") : Json();
+  if (per_rank.is_array() && static_cast<int>(per_rank.size()) == comm.world_size())
+    set_generator_hex(generator, per_rank.at(static_cast<size_t>(comm.rank())).get<std::string>());
+  else if (comm.world_size() == 1)
+    set_generator_hex(generator, dp.at("rollout_rng").get<std::string>());
+  else
+    log::warn("resuming on ", comm.world_size(), " ranks from a checkpoint of ", per_rank.is_array() ? per_rank.size() : 1,
+              ": the rollout random streams start afresh (prompts continue where they were)");
+}
+
+std::vector<double> gather_values(train::Communicator& comm, const std::vector<double>& values) {
+  if (comm.world_size() == 1) return values;
+  std::vector<double> out;
+  for (const auto& text : train::all_gather_text(comm, Json(values).dump()))
+    for (double v : Json::parse(text).get<std::vector<double>>()) out.push_back(v);
+  return out;
+}
+
+MaskedMoments masked_moments(const torch::Tensor& x, const torch::Tensor& mask, train::Communicator& comm) {
+  MaskedMoments m;
+  if (comm.world_size() == 1) {
+    m.mean = ops::masked_mean(x, mask).item<double>();
+    m.var = ops::masked_var(x, mask).item<double>();
+    m.count = mask.to(torch::kBool).sum().item<double>();
+    return m;
+  }
+  torch::Tensor valid = mask.to(torch::kBool);
+  torch::Tensor v = x.masked_fill(valid.logical_not(), 0).to(torch::kFloat64);
+  auto s = train::all_reduce_sum(comm, {v.sum().item<double>(), v.square().sum().item<double>(), valid.sum().item<double>()});
+  m.count = s[2];
+  if (m.count > 0) m.mean = s[0] / m.count;
+  if (m.count >= 2) m.var = std::max(0.0, (s[1] - m.count * m.mean * m.mean) / (m.count - 1));
+  return m;
+}
+
+torch::Tensor whiten_with(const torch::Tensor& x, const torch::Tensor& mask, const MaskedMoments& m, double eps) {
+  torch::Tensor valid = mask.to(torch::kBool);
+  if (m.count < 2) return torch::zeros_like(x);
+  torch::Tensor w = (x - m.mean) / std::sqrt(m.var + eps);
+  return torch::where(valid, w, torch::zeros({}, x.options()));
 }
 
 std::vector<int64_t> gather_counts(train::Communicator& comm, int64_t count) {

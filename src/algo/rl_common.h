@@ -97,6 +97,24 @@ std::pair<double, double> mean_std(const std::vector<double>& v);
 // per-term sums, keyed "<term>/<key>": logged as reward/<term>/<key> beside reward/<term>.
 void add_term_details(const reward::Scores& scores, std::map<std::string, std::pair<double, int64_t>>& sums);
 
+// The rollout generator from a checkpoint's data position: this rank's stream when the checkpoint
+// holds every rank's ("rollout_rng_ranks", same world size), rank 0's on one process (older
+// checkpoints too); else a warning, and the stream the seed gave.
+void restore_rollout_streams(torch::Generator& generator, const Json& data_position, train::Communicator& comm);
+
+// Every rank's values, concatenated in rank order (world size 1: `values`).
+std::vector<double> gather_values(train::Communicator& comm, const std::vector<double>& values);
+
+// Mean and unbiased variance of x where mask is set, over every rank (masked_mean / masked_var of
+// tune/ops/masked.h on one process).
+struct MaskedMoments {
+  double mean = 0, var = 0, count = 0;
+};
+MaskedMoments masked_moments(const torch::Tensor& x, const torch::Tensor& mask, train::Communicator& comm);
+// masked_whiten with given moments: (x - mean) / sqrt(var + eps) where mask is set, 0 elsewhere (and
+// everywhere when fewer than two values count).
+torch::Tensor whiten_with(const torch::Tensor& x, const torch::Tensor& mask, const MaskedMoments& m, double eps);
+
 // Data parallelism: every rank's count, in rank order (world size 1: {count}).
 std::vector<int64_t> gather_counts(train::Communicator& comm, int64_t count);
 

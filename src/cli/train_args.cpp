@@ -35,7 +35,7 @@ void join_world(const std::string& command, bool supported) {
   if (env.world_size == 1) return;
   if (!supported)
     usage_fail("tune ", command, " runs on one process; this one was launched as rank ", env.rank, " of ", env.world_size,
-               " (", env.launcher, "). Data parallelism covers tune sft, rm, dpo and grpo (docs/distributed.md)");
+               " (", env.launcher, "). (docs/distributed.md)");
   if (env.rank != 0) log::set_level(log::Level::warn);
   train::set_world(dist::connect(env));
 }
