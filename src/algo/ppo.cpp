@@ -219,6 +219,9 @@ void run_ppo(const PpoConfig& cfg, bool dry_run) {
       usage_fail("config error: ptx is not supported under data parallelism yet (its NLL is normalised by this rank's "
                  "tokens)");
   }
+  if (cfg.train.zero_stage != 0)
+    usage_fail("config error: train.zero_stage: 1 is not supported by tune ppo yet (two optimizers share its "
+               "checkpoint); use it with sft, rm, dpo or grpo");
   const int64_t mini_batch_rows = cfg.ppo.mini_batch_size / ranks;  // this rank's share of a mini-batch
   const int64_t steps_per_round = cfg.ppo.ppo_epochs * mini_batches;
   const int64_t rounds_per_epoch =

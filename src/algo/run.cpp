@@ -38,6 +38,7 @@ int64_t Run::resume(const std::string& resume, train::TrainingState& state) {
   int64_t step = 0;
   if (from) {
     checkpoints_.load(*from, state);
+    if (state.stepper) state.stepper->release_foreign_optimizer_state();  // ZeRO-1: keep this rank's share
     step = state.stepper ? state.stepper->steps_done() : 0;
     log::info("resumed from ", from->string(), " at step ", step);
   }
@@ -87,7 +88,9 @@ std::filesystem::path Run::save(const train::TrainingState& state, int64_t step,
   // Every rank must hold what rank 0 saves: the ranks' weights are compared before it does.
   train::verify_equal(train::world(), train::parameter_tensors(state.parameters), "checkpoint");
   std::filesystem::path saved;
+  if (state.stepper) state.stepper->gather_optimizer_state();  // ZeRO-1: rank 0 saves every rank's share
   train::on_main_rank(train::world(), "saving the checkpoint", [&] { saved = checkpoints_.save(state, metric, step); });
+  if (state.stepper) state.stepper->release_foreign_optimizer_state();
   return saved;
 }
 

@@ -12,6 +12,7 @@ Optimization::Optimization(const train::NamedParameters& trainable, const OptimS
   train::StepperConfig config;
   config.max_grad_norm = loop.max_grad_norm;
   config.max_consecutive_skips = static_cast<int>(loop.max_consecutive_skips);
+  config.shard_optimizer_state = loop.zero_stage == 1;
   stepper = std::make_unique<train::Stepper>(*optimizer, train::LrSchedule(optim.schedule_config(), optim.lr, total_steps),
                                              config);
 }

@@ -20,6 +20,15 @@ Stepper::Stepper(torch::optim::Optimizer& optimizer, LrSchedule schedule, Steppe
     for (const auto& p : params_)
       if (p.requires_grad()) trainable.push_back(p);
     sync_ = std::make_unique<GradientSync>(std::move(trainable), *comm_);
+    if (config_.shard_optimizer_state) {
+      // Owners balanced by size, greedily in parameter order: the state each rank keeps.
+      std::vector<int64_t> load(static_cast<size_t>(comm_->world_size()), 0);
+      for (const auto& p : params_) {
+        const auto r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+        owner_.push_back(r);
+        load[static_cast<size_t>(r)] += p.numel();
+      }
+    }
   }
   TUNE_CHECK(config_.max_consecutive_skips >= 1, "max_consecutive_skips must be >= 1, got ",
              config_.max_consecutive_skips);
@@ -96,13 +105,88 @@ StepResult Stepper::step(const std::vector<double>& micro_counts, const std::fun
                        ", grad norm ", r.grad_norm, ")"));
 
   set_learning_rate(optimizer_, r.lr);
-  optimizer_.step();
+  if (owner_.empty())
+    optimizer_.step();
+  else
+    update_owned_and_broadcast();
   optimizer_.zero_grad(/*set_to_none=*/true);
   ++step_;
   consecutive_skips_ = 0;
   r.step = step_;
   r.applied = true;
   return r;
+}
+
+void Stepper::update_owned_and_broadcast() {
+  // AdamW skips a parameter without a gradient (no state is made for it, no decay applied): hiding
+  // the gradients of the parameters other ranks own leaves this rank's update to its own.
+  const int me = comm_->rank();
+  for (size_t k = 0; k < params_.size(); ++k)
+    if (owner_[k] != me) params_[k].mutable_grad() = torch::Tensor();
+  optimizer_.step();
+  torch::NoGradGuard no_grad;
+  for (int r = 0; r < comm_->world_size(); ++r) {
+    std::vector<torch::Tensor> owned;
+    for (size_t k = 0; k < params_.size(); ++k)
+      if (owner_[k] == r) owned.push_back(params_[k].detach());
+    if (!owned.empty()) comm_->broadcast(owned, r);
+  }
+}
+
+namespace {
+torch::optim::AdamWParamState* adamw_state(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  auto& states = opt.state();
+  auto it = states.find(p.unsafeGetTensorImpl());
+  return it == states.end() ? nullptr : dynamic_cast<torch::optim::AdamWParamState*>(it->second.get());
+}
+}  // namespace
+
+void Stepper::gather_optimizer_state() {
+  if (owner_.empty()) return;
+  TUNE_CHECK(dynamic_cast<torch::optim::AdamW*>(&optimizer_) != nullptr, "ZeRO-1 needs the AdamW optimizer");
+  const int me = comm_->rank();
+  torch::NoGradGuard no_grad;
+  for (int r = 1; r < comm_->world_size(); ++r) {
+    std::vector<size_t> ks;
+    for (size_t k = 0; k < params_.size(); ++k)
+      if (owner_[k] == r) ks.push_back(k);
+    if (ks.empty()) continue;
+    // Per parameter: its step count (0: no state yet), exp_avg, exp_avg_sq; zeros where not owned.
+    std::vector<torch::Tensor> t{torch::zeros({static_cast<int64_t>(ks.size())}, torch::kFloat64)};
+    for (size_t i = 0; i < ks.size(); ++i) {
+      const auto& p = params_[ks[i]];
+      auto* st = me == r ? adamw_state(optimizer_, p) : nullptr;
+      if (st) t[0][static_cast<int64_t>(i)] = static_cast<double>(st->step());
+      t.push_back(st ? st->exp_avg() : torch::zeros_like(p));
+      t.push_back(st ? st->exp_avg_sq() : torch::zeros_like(p));
+    }
+    comm_->broadcast(t, r);
+    if (me != 0) continue;
+    for (size_t i = 0; i < ks.size(); ++i) {
+      const int64_t steps = static_cast<int64_t>(t[0][static_cast<int64_t>(i)].item<double>());
+      if (steps == 0) continue;
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(steps);
+      st->exp_avg(t[1 + 2 * i].clone());
+      st->exp_avg_sq(t[2 + 2 * i].clone());
+      optimizer_.state()[params_[ks[i]].unsafeGetTensorImpl()] = std::move(st);
+    }
+  }
+}
+
+void Stepper::release_foreign_optimizer_state() {
+  if (owner_.empty()) return;
+  for (size_t k = 0; k < params_.size(); ++k)
+    if (owner_[k] != comm_->rank()) optimizer_.state().erase(params_[k].unsafeGetTensorImpl());
+}
+
+double Stepper::optimizer_state_bytes() const {
+  double bytes = 0;
+  for (const auto& [key, st] : optimizer_.state())
+    if (auto* a = dynamic_cast<const torch::optim::AdamWParamState*>(st.get()))
+      for (const auto& t : {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()})
+        if (t.defined()) bytes += static_cast<double>(t.numel() * static_cast<int64_t>(t.element_size()));
+  return bytes;
 }
 
 std::map<std::string, MetricSum> metric_sums(const std::map<std::string, double>& sums, double count) {

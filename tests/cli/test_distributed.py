@@ -1,10 +1,9 @@
 """Data parallelism on c10d's Gloo backend (CPU): 2 and 4 processes give the same losses and final
 weights as 1 process with the same global batch (sft full, sft LoRA with gradient checkpointing,
-dpo, rm); grpo and ppo on two ranks report whole rounds and resume exactly; torchrun --no-python launches the binary; a rank that dies makes the others exit with an
-error within the timeout, the last checkpoint stays intact and the run resumes from it.
-
-Every process runs one OpenMP thread. The processes find each other through a TCP store on a free
-loopback port (MASTER_ADDR / MASTER_PORT, as torchrun sets them)."""
+dpo, rm), and ZeRO-1 the same as plain data parallelism; grpo and ppo on two ranks report whole
+rounds and resume exactly; torchrun --no-python launches the binary; a rank that dies makes the
+others exit with an error within the timeout, the last checkpoint stays intact and the run resumes
+from it."""
 import json
 import os
 import shutil
@@ -147,6 +146,28 @@ def test_rm_matches_one_process(tmp_path):
     assert stats[1]["mean"] == pytest.approx(stats[0]["mean"], rel=1e-4, abs=1e-6)
 
 
+def test_zero_1_shards_the_optimizer_state_and_changes_nothing_else(tmp_path):
+    """ZeRO-1 on 2 ranks: the same losses and final weights as without it, half the AdamW state per
+    rank, and a resume from its checkpoint (which holds every rank's share) repeats the run."""
+    args = [*SFT, "train.batch_size=4", "train.save_every=6"]
+    launch(2, [*args, "-o", tmp_path / "plain"], tmp_path)
+    launch(2, [*args, "train.zero_stage=1", "-o", tmp_path / "zero"], tmp_path)
+    expect_same_run(tmp_path / "plain", tmp_path / "zero", "sft full, 2 ranks, ZeRO-1", rel=1e-6)
+    plain, zero = train_records(tmp_path / "plain"), train_records(tmp_path / "zero")
+    share = zero[-1]["dist/optimizer_state_bytes"] / plain[-1]["dist/optimizer_state_bytes"]
+    print(f"ZeRO-1: rank 0 holds {share:.1%} of the AdamW state")
+    assert 0.4 <= share <= 0.6
+    again = tmp_path / "again"
+    shutil.copytree(tmp_path / "zero", again)
+    for d in again.glob("checkpoint-12*"):
+        shutil.rmtree(d)
+    launch(2, [*args, "train.zero_stage=1", "-o", again, "--resume", again / "checkpoint-6"], tmp_path)
+    resumed = {r["step"]: r for r in train_records(again)}
+    for r in zero[6:]:
+        assert resumed[r["step"]]["loss"] == pytest.approx(r["loss"], rel=1e-9), r["step"]
+        assert resumed[r["step"]]["grad_norm"] == pytest.approx(r["grad_norm"], rel=1e-9), r["step"]
+
+
 def test_torchrun_no_python_launches_tune(sft_single, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     assert torchrun.exists(), f"torchrun not found next to {sys.executable}"
@@ -255,7 +276,8 @@ def grpo_args(prompts, out, *extra):
 
 def test_grpo_on_two_ranks_reports_the_whole_round_and_resumes_exactly(grpo_prompts, tmp_path):
     launch(1, grpo_args(grpo_prompts, tmp_path / "one", "--max-steps", "4"), tmp_path)
-    launch(2, grpo_args(grpo_prompts, tmp_path / "two", "--max-steps", "4"), tmp_path)
+    # Two ranks with ZeRO-1 too (the optimizer state sharded, gathered into the checkpoint).
+    launch(2, grpo_args(grpo_prompts, tmp_path / "two", "--max-steps", "4", "train.zero_stage=1"), tmp_path)
     one, two = read_jsonl(tmp_path / "one/metrics.jsonl"), read_jsonl(tmp_path / "two/metrics.jsonl")
     # Greedy evaluation draws nothing: sharded over two ranks it is the one-process figure exactly.
     e1, e2 = [r for r in one if "eval_pass@1_greedy" in r], [r for r in two if "eval_pass@1_greedy" in r]
@@ -273,7 +295,8 @@ def test_grpo_on_two_ranks_reports_the_whole_round_and_resumes_exactly(grpo_prom
     shutil.copytree(tmp_path / "two", again)
     for d in again.glob("checkpoint-4*"):
         shutil.rmtree(d)
-    launch(2, [*grpo_args(grpo_prompts, again, "--max-steps", "4"), "--resume", again / "checkpoint-2"], tmp_path)
+    launch(2, [*grpo_args(grpo_prompts, again, "--max-steps", "4", "train.zero_stage=1"), "--resume",
+               again / "checkpoint-2"], tmp_path)
     resumed = {r["step"]: r for r in read_jsonl(again / "metrics.jsonl") if "loss" in r}
     for r in steps[2:]:
         for key in ("loss", "reward", "grad_norm", "groups_sampled"):

@@ -67,6 +67,7 @@ struct LoopSection {
   int64_t save_every = 0;          // 0: only at the end
   int64_t keep_last = 2;
   int64_t threads = 0;             // CPU threads for LibTorch (0: its default)
+  int64_t zero_stage = 0;          // data parallelism: 1 = ZeRO-1, optimizer state sharded over ranks
   template <class V>
   void visit(V& v) {
     v("epochs", epochs, "passes over the training data", config::greater_than<int64_t>(0));
@@ -80,6 +81,8 @@ struct LoopSection {
     v("save_every", save_every, "steps between checkpoints (0: only at the end)", config::at_least<int64_t>(0));
     v("keep_last", keep_last, "checkpoints kept besides the best (<= 0: all)");
     v("threads", threads, "CPU threads (0: LibTorch default)", config::at_least<int64_t>(0));
+    v("zero_stage", zero_stage, "0 | 1: ZeRO-1 shards the AdamW state over data-parallel ranks (docs/distributed.md)",
+      config::in_range<int64_t>(0, 1));
   }
 };
 

@@ -104,6 +104,7 @@ void train_loop(Run& run, Optimization& opt, Iterator& batches, const LoopSectio
         rec["dist/grad_buckets"] = sync->last().buckets;
         rec["dist/buckets_in_backward"] = sync->last().started_in_backward;
         rec["dist/grad_wait_s"] = sync->last().exposed_s;
+        rec["dist/optimizer_state_bytes"] = opt.stepper->optimizer_state_bytes();  // rank 0's
       }
       run.log(step, rec);
     }

@@ -45,6 +45,9 @@ std::map<std::string, MetricSum> metric_sums(const std::map<std::string, double>
 struct StepperConfig {
   double max_grad_norm = 1.0;          // <= 0: no clipping (the norm is still measured)
   int max_consecutive_skips = 5;       // skipped steps in a row (non-finite or empty) before tune::Error
+  // ZeRO stage 1 (data parallelism): each rank keeps the AdamW state of its share of the parameters
+  // only and updates those; the updated parameters are then broadcast from their owners.
+  bool shard_optimizer_state = false;
 };
 
 struct StepResult {
@@ -81,6 +84,14 @@ class Stepper {
   Json state() const;
   void load_state(const Json& state);
 
+  // ZeRO-1 around checkpoints (no-ops otherwise; collectives: every rank calls them): before a save,
+  // rank 0 receives every rank's optimizer state (the checkpoint then holds all of it, as without
+  // sharding); after a save or a load, each rank drops the state of parameters it does not own.
+  void gather_optimizer_state();
+  void release_foreign_optimizer_state();
+  // Bytes of optimizer state this rank holds.
+  double optimizer_state_bytes() const;
+
  private:
   StepResult skip(StepResult result, const std::string& reason);
 
@@ -90,6 +101,8 @@ class Stepper {
   Communicator* comm_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<GradientSync> sync_;  // data parallelism: gradient buckets overlapped with backward
+  std::vector<int> owner_;              // ZeRO-1: the rank that updates each of params_ (empty: off)
+  void update_owned_and_broadcast();
   int64_t step_ = 0;
   int consecutive_skips_ = 0;
   int64_t total_skips_ = 0;
