@@ -36,4 +36,11 @@ if(TUNE_WITH_TORCH)
     set(TUNE_TORCH_HAS_CUDA OFF)
   endif()
   message(STATUS "tune: LibTorch CUDA support: ${TUNE_TORCH_HAS_CUDA}")
+  # c10d's ProcessGroupGloo.hpp includes gloo's headers, which the torch wheel does not ship; the
+  # code itself is libtorch's (no gloo library is linked). Debian: libgloo-dev.
+  find_path(TUNE_GLOO_INCLUDE_DIR gloo/config.h)
+  if(NOT TUNE_GLOO_INCLUDE_DIR)
+    message(FATAL_ERROR "tune: gloo headers (gloo/config.h) not found: install libgloo-dev (scripts/setup.sh does), "
+                        "or pass -DTUNE_GLOO_INCLUDE_DIR=<dir>; data parallelism (src/dist) needs them")
+  endif()
 endif()

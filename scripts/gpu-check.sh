@@ -55,7 +55,7 @@ if [[ -f .deps/unpack.sh ]]; then
   # shellcheck disable=SC1091
   source .deps/unpack.sh >>"$OUT/env.txt" 2>&1
 else
-  echo "no .deps/unpack.sh: carry .deps (bash ../shared/gpu/pack-deps.sh pkgconf pkgconf-bin libpkgconf3)" >>"$OUT/env.txt"
+  echo "no .deps/unpack.sh: carry .deps (bash ../shared/gpu/pack-deps.sh pkgconf pkgconf-bin libpkgconf3 libgloo-dev)" >>"$OUT/env.txt"
 fi
 export PATH=/usr/local/cuda/bin:$PATH
 if [[ -n "${TUNE_DEPS:-}" ]]; then
