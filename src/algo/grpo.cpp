@@ -273,8 +273,6 @@ void run_grpo(const GrpoConfig& cfg, bool dry_run) {
     // A step needs rows on every rank: a rank left with fewer than one per mini-batch skips the round
     // for all of them (on one process: no row at all).
     if (tally.fewest_rows < cfg.grpo.mini_batches) {
-      // Every group was without signal even after the extra rounds: nothing to learn from; the
-      // step does not advance, and the skip counts toward the stepper's limit.
       // Every group was without signal even after the extra rollouts: nothing to learn from, so no
       // step is made; too many such rounds in a row stop the run (the prompts do not suit the model).
       if (++rounds_without_signal >= cfg.train.max_consecutive_skips)
