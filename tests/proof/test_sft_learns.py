@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import proof_commands  # noqa: F401  (pins the CPU kernels the proofs were tuned on)
 from conftest import ROOT, read_jsonl, run_tune
 
 
