@@ -9,7 +9,7 @@ Command add_grpo(CLI::App& app) {
                                          "reward-model rewards, full or LoRA");
   args->add_to(sub);
   return {sub, [args] {
-            join_world("grpo");
+            join_world();
             auto cfg = resolve<algo::GrpoConfig>(args->tree());
             print_resolved("grpo", config::to_json(cfg));
             algo::run_grpo(cfg, args->dry_run);

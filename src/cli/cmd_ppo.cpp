@@ -9,7 +9,7 @@ Command add_ppo(CLI::App& app) {
                                         "RLOO), full or LoRA");
   args->add_to(sub);
   return {sub, [args] {
-            join_world("ppo");
+            join_world();
             auto cfg = resolve<algo::PpoConfig>(args->tree());
             print_resolved("ppo", config::to_json(cfg));
             algo::run_ppo(cfg, args->dry_run);

@@ -8,7 +8,7 @@ Command add_rm(CLI::App& app) {
   auto* sub = app.add_subcommand("rm", "train a reward model (Bradley-Terry) on preference pairs, full or LoRA");
   args->add_to(sub);
   return {sub, [args] {
-            join_world("rm");
+            join_world();
             auto cfg = resolve<algo::RmConfig>(args->tree());
             print_resolved("rm", config::to_json(cfg));
             algo::run_rm(cfg, args->dry_run);

@@ -14,7 +14,7 @@ Command add_sft(CLI::App& app) {
   auto* sub = app.add_subcommand("sft", "supervised fine-tuning (full or LoRA) on chat, instruction or text data");
   args->add_to(sub);
   return {sub, [args] {
-            join_world("sft");
+            join_world();
             auto cfg = resolve<algo::SftConfig>(args->tree());
             print_resolved("sft", config::to_json(cfg));
             algo::run_sft(cfg, args->dry_run);

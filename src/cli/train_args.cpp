@@ -30,12 +30,9 @@ ConfigTree TrainArgs::tree() const {
   return load_config_tree(file, overrides, flags);
 }
 
-void join_world(const std::string& command, bool supported) {
+void join_world() {
   const dist::LaunchEnv env = dist::launch_env();
   if (env.world_size == 1) return;
-  if (!supported)
-    usage_fail("tune ", command, " runs on one process; this one was launched as rank ", env.rank, " of ", env.world_size,
-               " (", env.launcher, "). (docs/distributed.md)");
   if (env.rank != 0) log::set_level(log::Level::warn);
   train::set_world(dist::connect(env));
 }

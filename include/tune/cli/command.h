@@ -61,8 +61,7 @@ void print_resolved(const std::string& command, const Json& resolved);
 
 // Data parallelism: joins the job the launcher started this process in (torchrun, Slurm, mpirun;
 // tune/dist/launch.h), before anything is loaded. Ranks other than 0 log warnings and errors only.
-// `supported` false: more than one rank is a usage error naming the command.
-void join_world(const std::string& command, bool supported = true);
+void join_world();
 // Registers a command whose issue has not landed yet: it says so in one line and exits 2.
 Command add_not_built(CLI::App& app, const std::string& name, const std::string& summary);
 
